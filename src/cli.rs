@@ -1,0 +1,90 @@
+//! Command-line flags. Names follow uWSGI's where one exists, so a uWSGI
+//! user's command line mostly works as is; aliases cover Gunicorn habits.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+#[derive(Parser, Debug, Default)]
+#[command(
+    name = "rwsgi",
+    version,
+    about = "A production application server for Python WSGI apps",
+    long_about = "rwsgi runs a master process that binds the listening sockets and forks \
+                  worker processes; each worker embeds CPython, imports the WSGI app and \
+                  serves HTTP/1.1 requests. See rwsgi(1).",
+    after_help = "Example:\n  rwsgi --http :8000 --module myproject.wsgi:application --processes 4"
+)]
+pub struct Cli {
+    /// Serve HTTP on ADDR (`:8000`, `127.0.0.1:8000`, `[::1]:8000`); repeatable
+    #[arg(long = "http", visible_alias = "http-socket", value_name = "ADDR")]
+    pub http: Vec<String>,
+
+    /// Number of worker processes [default: 1]
+    #[arg(long, short = 'p', visible_alias = "workers", value_name = "N")]
+    pub processes: Option<usize>,
+
+    /// The app as `package.module[:callable]`
+    #[arg(long, short = 'w', visible_alias = "wsgi", value_name = "MODULE")]
+    pub module: Option<String>,
+
+    /// The app as a Python file defining the callable
+    #[arg(long = "wsgi-file", visible_alias = "file", value_name = "PATH")]
+    pub wsgi_file: Option<PathBuf>,
+
+    /// Name of the WSGI callable in the module or file [default: application]
+    #[arg(long, value_name = "NAME")]
+    pub callable: Option<String>,
+
+    /// Change to DIR before importing the app (in each worker)
+    #[arg(long, value_name = "DIR")]
+    pub chdir: Option<PathBuf>,
+
+    /// Virtualenv to run the app in (its bin/python becomes sys.executable)
+    #[arg(long, short = 'H', visible_aliases = ["venv", "virtualenv"], value_name = "DIR")]
+    pub home: Option<PathBuf>,
+
+    /// Add DIR to sys.path before importing the app; repeatable
+    #[arg(long, visible_alias = "pp", value_name = "DIR")]
+    pub pythonpath: Vec<PathBuf>,
+
+    /// Log level: error, warn, info, debug or trace [default: info]
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+
+    /// Turn the access log (one line per request) off
+    #[arg(long, short = 'L')]
+    pub disable_logging: bool,
+
+    /// Largest request head in bytes (request line + headers) [default: 65536]
+    #[arg(long, short = 'b', value_name = "BYTES")]
+    pub buffer_size: Option<usize>,
+
+    /// Most headers accepted in one request [default: 100]
+    #[arg(long, value_name = "N")]
+    pub max_headers: Option<usize>,
+
+    /// Largest request body in bytes; 0 means unlimited [default: 0]
+    #[arg(long, value_name = "BYTES")]
+    pub limit_post: Option<u64>,
+
+    /// Seconds a client may take to send a request head or accept response bytes [default: 60]
+    #[arg(long, value_name = "SECONDS")]
+    pub http_timeout: Option<u64>,
+
+    /// Seconds an idle keep-alive connection is kept open [default: 30]
+    #[arg(long, visible_alias = "keep-alive", value_name = "SECONDS")]
+    pub keepalive_timeout: Option<u64>,
+
+    /// Seconds workers get to finish in-flight requests on SIGTERM [default: 30]
+    #[arg(long, value_name = "SECONDS")]
+    pub shutdown_timeout: Option<u64>,
+
+    /// How HUP replaces workers: `rolling` (one at a time) or `all` [default: rolling]
+    #[arg(long, value_name = "MODE")]
+    pub reload_mode: Option<String>,
+
+    /// Listen backlog of each socket [default: 1024]
+    #[arg(long, short = 'l', value_name = "N")]
+    pub listen: Option<u32>,
+}

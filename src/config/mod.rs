@@ -1,0 +1,282 @@
+//! The effective configuration: defaults merged with what the user gave, and
+//! validated in one place. Everything downstream reads a `Config`, never flags.
+
+mod listen;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::Cli;
+pub use crate::master::ReloadMode;
+
+pub use listen::{parse_listen, ListenAddr, ListenSpec, Protocol};
+
+/// How the worker finds the WSGI callable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppSource {
+    /// `package.module` plus the callable name.
+    Module { module: String, callable: String },
+    /// A Python file plus the callable name.
+    File { path: PathBuf, callable: String },
+}
+
+impl fmt::Display for AppSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AppSource::Module { module, callable } => write!(f, "{module}:{callable}"),
+            AppSource::File { path, callable } => write!(f, "{}:{callable}", path.display()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: Vec<ListenSpec>,
+    pub backlog: u32,
+    pub processes: usize,
+    pub app: AppSource,
+    pub chdir: Option<PathBuf>,
+    pub home: Option<PathBuf>,
+    pub pythonpath: Vec<PathBuf>,
+    pub log_level: log::LevelFilter,
+    pub access_log: bool,
+    pub limits: Limits,
+    pub shutdown_timeout: Duration,
+    pub reload_mode: ReloadMode,
+}
+
+/// Per-request limits and timeouts.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub buffer_size: usize,
+    pub max_headers: usize,
+    /// 0 means unlimited.
+    pub limit_post: u64,
+    pub http_timeout: Duration,
+    pub keepalive_timeout: Duration,
+}
+
+/// A configuration error: what is wrong and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError(msg.into()))
+}
+
+impl Config {
+    /// Builds and validates the effective configuration from the flags.
+    pub fn from_cli(cli: Cli) -> Result<Config, ConfigError> {
+        let callable = cli.callable.unwrap_or_else(|| "application".to_string());
+        let app = match (cli.module, cli.wsgi_file) {
+            (Some(_), Some(_)) => {
+                return err("--module and --wsgi-file both given; choose one way to find the app")
+            }
+            (Some(m), None) => match m.split_once(':') {
+                Some((module, call)) => AppSource::Module {
+                    module: module.to_string(),
+                    callable: call.to_string(),
+                },
+                None => AppSource::Module {
+                    module: m,
+                    callable,
+                },
+            },
+            (None, Some(path)) => AppSource::File { path, callable },
+            (None, None) => {
+                return err(
+                    "no app given: pass --module package.module[:callable] or --wsgi-file app.py",
+                )
+            }
+        };
+        validate_app(&app)?;
+
+        let mut listen = Vec::new();
+        for a in &cli.http {
+            listen.push(ListenSpec {
+                addr: parse_listen(a).map_err(|e| ConfigError(format!("--http {a}: {e}")))?,
+                protocol: Protocol::Http,
+            });
+        }
+        if listen.is_empty() {
+            return err("no socket to serve: pass --http ADDR (e.g. --http :8000)");
+        }
+
+        let processes = cli.processes.unwrap_or(1);
+        if processes == 0 {
+            return err("--processes must be at least 1");
+        }
+        if processes > crate::scoreboard::MAX_SLOTS / 2 {
+            return err(format!(
+                "--processes {processes} is more than the {} this build supports",
+                crate::scoreboard::MAX_SLOTS / 2
+            ));
+        }
+        let log_level = match cli.log_level.as_deref().unwrap_or("info") {
+            "error" => log::LevelFilter::Error,
+            "warn" | "warning" => log::LevelFilter::Warn,
+            "info" => log::LevelFilter::Info,
+            "debug" => log::LevelFilter::Debug,
+            "trace" => log::LevelFilter::Trace,
+            other => {
+                return err(format!(
+                    "--log-level {other:?} is not a level; use error, warn, info, debug or trace"
+                ))
+            }
+        };
+        let buffer_size = cli.buffer_size.unwrap_or(64 * 1024);
+        if buffer_size < 1024 {
+            return err(format!(
+                "--buffer-size {buffer_size} is too small for any real request; use at least 1024"
+            ));
+        }
+        let max_headers = cli.max_headers.unwrap_or(100);
+        if max_headers == 0 || max_headers > crate::protocol::http::MAX_HEADERS_CAP {
+            return err(format!(
+                "--max-headers must be between 1 and {}",
+                crate::protocol::http::MAX_HEADERS_CAP
+            ));
+        }
+        let secs = |v: Option<u64>, default: u64, name: &str| match v.unwrap_or(default) {
+            0 => err(format!("--{name} must be at least 1 second")),
+            s => Ok(Duration::from_secs(s)),
+        };
+        let limits = Limits {
+            buffer_size,
+            max_headers,
+            limit_post: cli.limit_post.unwrap_or(0),
+            http_timeout: secs(cli.http_timeout, 60, "http-timeout")?,
+            keepalive_timeout: secs(cli.keepalive_timeout, 30, "keepalive-timeout")?,
+        };
+        if let Some(dir) = &cli.chdir {
+            if !dir.is_dir() {
+                return err(format!("--chdir {}: no such directory", dir.display()));
+            }
+        }
+        if let Some(home) = &cli.home {
+            if !home.join("bin/python").exists() {
+                return err(format!(
+                    "--home {}: not a virtualenv (no bin/python inside); create it with `python3 -m venv {}`",
+                    home.display(),
+                    home.display()
+                ));
+            }
+        }
+        let reload_mode = match cli.reload_mode.as_deref().unwrap_or("rolling") {
+            "rolling" => ReloadMode::Rolling,
+            "all" => ReloadMode::All,
+            other => return err(format!("--reload-mode {other:?}: use rolling or all")),
+        };
+        Ok(Config {
+            reload_mode,
+            listen,
+            backlog: cli.listen.unwrap_or(1024).max(1),
+            processes,
+            app,
+            chdir: cli.chdir,
+            home: cli.home,
+            pythonpath: cli.pythonpath,
+            log_level,
+            access_log: !cli.disable_logging,
+            limits,
+            shutdown_timeout: Duration::from_secs(cli.shutdown_timeout.unwrap_or(30)),
+        })
+    }
+}
+
+/// Checks what can be checked without Python: a file that is not there is a
+/// clear error before any worker is forked.
+fn validate_app(app: &AppSource) -> Result<(), ConfigError> {
+    match app {
+        AppSource::File { path, callable } => {
+            if callable.is_empty() {
+                return err("--callable is empty");
+            }
+            if path.extension().is_some_and(|e| e != "py") || path.is_dir() {
+                return err(format!(
+                    "--wsgi-file {}: expected a Python file (.py)",
+                    path.display()
+                ));
+            }
+            // Relative paths are resolved after --chdir in the worker; only an
+            // absolute path can be checked here.
+            if path.is_absolute() && !path.is_file() {
+                return err(format!("--wsgi-file {}: no such file", path.display()));
+            }
+            Ok(())
+        }
+        AppSource::Module { module, callable } => {
+            let valid = !module.is_empty()
+                && module
+                    .split('.')
+                    .all(|p| !p.is_empty() && p.chars().all(|c| c.is_alphanumeric() || c == '_'));
+            if !valid {
+                return err(format!(
+                    "--module {module:?} is not a Python module path (like package.module:callable)"
+                ));
+            }
+            if callable.is_empty() {
+                return err(format!(
+                    "--module {module}: the callable after ':' is empty"
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        use clap::Parser;
+        Cli::try_parse_from(std::iter::once("rwsgi").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn module_with_callable_and_defaults() {
+        let c = Config::from_cli(cli(&["--http", ":8000", "--module", "a.b:app"])).unwrap();
+        assert_eq!(
+            c.app,
+            AppSource::Module {
+                module: "a.b".into(),
+                callable: "app".into()
+            }
+        );
+        assert_eq!(c.processes, 1);
+        assert_eq!(c.limits.buffer_size, 65536);
+        assert!(c.access_log);
+    }
+
+    #[test]
+    fn errors_name_the_flag_and_fix() {
+        let cases: [(&[&str], &str); 6] = [
+            (&["--http", ":80"], "--module"),
+            (&["--module", "m"], "--http"),
+            (
+                &["--http", ":80", "--module", "m", "--processes", "0"],
+                "--processes",
+            ),
+            (&["--http", ":99999", "--module", "m"], "65535"),
+            (&["--http", ":80", "--module", "a..b"], "module path"),
+            (
+                &["--http", ":80", "--wsgi-file", "/nonexistent/app.py"],
+                "no such file",
+            ),
+        ];
+        for (args, needle) in cases {
+            let e = Config::from_cli(cli(args)).unwrap_err();
+            assert!(e.0.contains(needle), "{args:?}: {e}");
+        }
+    }
+}

@@ -1,0 +1,382 @@
+//! The master: binds nothing itself (main hands it the listeners), forks the
+//! workers and supervises them from a single-threaded mio loop. It never
+//! initialises Python; it receives the worker entry point as a function.
+
+mod pool;
+mod signals;
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+
+use crate::config::Config;
+use crate::scoreboard::Scoreboard;
+use crate::socket::Listener;
+use crate::sys;
+
+pub use pool::ReloadMode;
+use pool::{Pool, Reaped};
+use signals::Action;
+
+/// What a worker's code receives from the master after fork.
+pub struct WorkerContext<'a> {
+    pub config: &'a Config,
+    pub listeners: &'a [Listener],
+    pub scoreboard: &'a Scoreboard,
+    /// Index of this worker's scoreboard slot.
+    pub slot: usize,
+    /// The worker number users see in logs (1-based, reused after death).
+    pub id: usize,
+    pub generation: u64,
+    /// The master's pid, to notice a master that died right after the fork.
+    pub master_pid: libc::pid_t,
+    /// Write end of the master's notification pipe (see [`Notice`]).
+    pub notify_fd: RawFd,
+}
+
+/// The worker entry point; its return value is the worker's exit code.
+pub type WorkerEntry = fn(WorkerContext<'_>) -> i32;
+
+/// Exit code of a worker that could not load the app (like Gunicorn's 4).
+pub const EXIT_APP_LOAD_ERROR: i32 = 4;
+
+/// Notifications a worker writes to the master's pipe: 4 bytes, written
+/// atomically (well under PIPE_BUF): kind, 0, slot as u16 little-endian.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    Ready,
+}
+
+impl Notice {
+    pub fn encode(self, slot: usize) -> [u8; 4] {
+        let s = (slot as u16).to_le_bytes();
+        let kind = match self {
+            Notice::Ready => 1,
+        };
+        [kind, 0, s[0], s[1]]
+    }
+
+    fn decode(b: &[u8]) -> Option<(Notice, usize)> {
+        let slot = usize::from(u16::from_le_bytes([b[2], b[3]]));
+        match b[0] {
+            1 => Some((Notice::Ready, slot)),
+            _ => None,
+        }
+    }
+}
+
+/// The master's life, as an explicit state machine (logged on every change).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Starting,
+    Running,
+    Reloading,
+    ShuttingDown,
+}
+
+const SIGNAL: Token = Token(0);
+const NOTIFY: Token = Token(1);
+
+pub struct Master {
+    config: Config,
+    listeners: Vec<Listener>,
+    scoreboard: Scoreboard,
+    poll: Poll,
+    signal_fd: OwnedFd,
+    notify_read: OwnedFd,
+    notify_write: OwnedFd,
+    pool: Pool,
+    phase: Phase,
+    started: Instant,
+    /// When the shutdown grace ends and stragglers are killed.
+    kill_at: Option<Instant>,
+    exit_code: i32,
+}
+
+impl Master {
+    pub fn new(config: Config, listeners: Vec<Listener>, entry: WorkerEntry) -> io::Result<Master> {
+        let scoreboard = Scoreboard::new()?;
+        let signal_fd = sys::install_signal_pipe(signals::HANDLED)?;
+        sys::ignore_signals(&[libc::SIGPIPE])?;
+        let (notify_read, notify_write) = sys::pipe()?;
+        let poll = Poll::new()?;
+        poll.registry().register(
+            &mut SourceFd(&signal_fd.as_raw_fd()),
+            SIGNAL,
+            Interest::READABLE,
+        )?;
+        poll.registry().register(
+            &mut SourceFd(&notify_read.as_raw_fd()),
+            NOTIFY,
+            Interest::READABLE,
+        )?;
+        for l in &listeners {
+            // Workers inherit listeners across fork; exec'd programs must not.
+            sys::set_cloexec(l.raw_fd(), true)?;
+        }
+        let pool = Pool::new(entry, config.processes, config.reload_mode);
+        Ok(Master {
+            config,
+            listeners,
+            scoreboard,
+            poll,
+            signal_fd,
+            notify_read,
+            notify_write,
+            pool,
+            phase: Phase::Starting,
+            started: Instant::now(),
+            kill_at: None,
+            exit_code: 0,
+        })
+    }
+
+    /// Runs until shutdown; returns the process exit code.
+    pub fn run(mut self) -> i32 {
+        log::info!(
+            "master pid {} starting {} worker(s) for {}",
+            sys::getpid(),
+            self.config.processes,
+            self.config.app
+        );
+        self.fill_pool();
+        let mut events = Events::with_capacity(64);
+        let mut sigs = Vec::new();
+        loop {
+            if self.phase == Phase::ShuttingDown && self.pool.is_empty() {
+                break;
+            }
+            let timeout = self.next_timeout();
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    log::error!("master poll failed: {e}");
+                    self.exit_code = 1;
+                    break;
+                }
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    SIGNAL => sys::drain_signals(self.signal_fd.as_raw_fd(), &mut sigs),
+                    NOTIFY => self.read_notices(),
+                    _ => {}
+                }
+            }
+            for sig in sigs.drain(..) {
+                self.on_signal(sig);
+            }
+            self.reap();
+            self.on_timers();
+        }
+        log::info!("master exiting with code {}", self.exit_code);
+        self.exit_code
+    }
+
+    fn set_phase(&mut self, phase: Phase) {
+        if self.phase != phase {
+            log::info!("master phase: {:?} -> {:?}", self.phase, phase);
+            self.phase = phase;
+        }
+    }
+
+    fn next_timeout(&self) -> Duration {
+        let now = Instant::now();
+        let mut t = Duration::from_secs(1);
+        for at in [self.kill_at, self.pool.respawn_at()].into_iter().flatten() {
+            t = t.min(at.saturating_duration_since(now));
+        }
+        t
+    }
+
+    fn on_signal(&mut self, sig: i32) {
+        match signals::action(sig) {
+            Action::Reap => {} // reaping happens every loop turn
+            Action::GracefulShutdown => self.shutdown(true, sig),
+            Action::FastShutdown => self.shutdown(false, sig),
+            Action::Reload => self.reload(),
+            Action::AddWorker => {
+                let n = self.pool.set_target(self.pool.target() + 1);
+                log::info!("SIGTTIN: now {n} worker(s)");
+                self.fill_pool();
+            }
+            Action::RemoveWorker => {
+                let n = self
+                    .pool
+                    .set_target(self.pool.target().saturating_sub(1).max(1));
+                log::info!("SIGTTOU: now {n} worker(s)");
+                self.pool.stop_surplus(&self.scoreboard);
+            }
+            Action::ReopenLogs => {
+                log::info!("SIGUSR1: logs go to stderr; nothing to reopen");
+            }
+            Action::Ignore => {}
+        }
+    }
+
+    fn shutdown(&mut self, graceful: bool, sig: i32) {
+        if self.phase == Phase::ShuttingDown && graceful {
+            return;
+        }
+        let grace = if graceful {
+            self.config.shutdown_timeout
+        } else {
+            Duration::from_secs(1)
+        };
+        log::info!(
+            "{}: {} shutdown of {} worker(s) (killing stragglers after {:?})",
+            sys::signal_name(sig),
+            if graceful { "graceful" } else { "fast" },
+            self.pool.len(),
+            grace
+        );
+        self.set_phase(Phase::ShuttingDown);
+        self.pool.stop_all(if graceful {
+            libc::SIGTERM
+        } else {
+            libc::SIGINT
+        });
+        let kill_at = Instant::now() + grace;
+        self.kill_at = Some(self.kill_at.map_or(kill_at, |k| k.min(kill_at)));
+    }
+
+    fn reload(&mut self) {
+        if self.phase == Phase::ShuttingDown {
+            return;
+        }
+        log::info!(
+            "SIGHUP: reloading {} worker(s) ({} mode)",
+            self.pool.target(),
+            self.config.reload_mode.name()
+        );
+        self.set_phase(Phase::Reloading);
+        self.pool.begin_reload();
+        self.fill_pool();
+    }
+
+    fn fill_pool(&mut self) {
+        if self.phase == Phase::ShuttingDown {
+            return;
+        }
+        let inherited = [
+            self.poll.as_raw_fd(),
+            self.signal_fd.as_raw_fd(),
+            self.notify_read.as_raw_fd(),
+        ];
+        if let Err(e) = self.pool.spawn_missing(
+            &self.config,
+            &self.listeners,
+            &self.scoreboard,
+            self.notify_write.as_raw_fd(),
+            &inherited,
+        ) {
+            log::error!("cannot fork a worker: {e}");
+        }
+    }
+
+    fn read_notices(&mut self) {
+        let mut buf = [0u8; 256];
+        while let Ok(n) = sys::read(self.notify_read.as_raw_fd(), &mut buf) {
+            if n == 0 {
+                break;
+            }
+            for msg in buf[..n].chunks_exact(4) {
+                if let Some((Notice::Ready, slot)) = Notice::decode(msg) {
+                    self.on_ready(slot);
+                }
+            }
+        }
+    }
+
+    fn on_ready(&mut self, slot: usize) {
+        let Some(w) = self.pool.mark_ready(slot) else {
+            return;
+        };
+        log::debug!("worker {} (pid {}) ready", w.id, w.pid);
+        match self.phase {
+            Phase::Starting if self.pool.all_ready() => {
+                log::info!(
+                    "ready: {} worker(s) serving {} (startup {} ms)",
+                    self.pool.len(),
+                    self.listeners
+                        .iter()
+                        .map(|l| format!("{}://{}", l.protocol.name(), l.addr))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    self.started.elapsed().as_millis()
+                );
+                self.set_phase(Phase::Running);
+            }
+            Phase::Reloading => {
+                // One new worker ready: one old worker may go.
+                self.pool.stop_one_old(&self.scoreboard);
+                self.fill_pool();
+                self.finish_reload_if_done();
+            }
+            _ => {}
+        }
+    }
+
+    fn finish_reload_if_done(&mut self) {
+        if self.phase == Phase::Reloading && self.pool.reload_done() {
+            log::info!(
+                "reload complete: {} worker(s) of the new generation",
+                self.pool.len()
+            );
+            self.set_phase(Phase::Running);
+        }
+    }
+
+    fn reap(&mut self) {
+        loop {
+            let (pid, status) = match sys::reap_any() {
+                Ok(Some(r)) => r,
+                Ok(None) => break,
+                Err(e) => {
+                    log::error!("waitpid failed: {e}");
+                    break;
+                }
+            };
+            match self.pool.reaped(pid, status, &self.scoreboard) {
+                Reaped::Expected => {}
+                Reaped::Crashed { load_error } => {
+                    if load_error && self.phase == Phase::Starting {
+                        log::error!("the app failed to load (see the error above); shutting down");
+                        self.exit_code = EXIT_APP_LOAD_ERROR;
+                        self.shutdown(false, libc::SIGTERM);
+                    } else if load_error && self.phase == Phase::Reloading {
+                        log::error!(
+                            "reload failed: the new code does not load; keeping the old workers"
+                        );
+                        self.pool.abort_reload(&self.scoreboard);
+                        self.set_phase(Phase::Running);
+                    }
+                }
+                Reaped::Unknown => log::debug!("reaped process {pid} ({status})"),
+            }
+            self.finish_reload_if_done();
+        }
+        self.fill_pool();
+    }
+
+    fn on_timers(&mut self) {
+        if let Some(at) = self.kill_at {
+            if Instant::now() >= at && !self.pool.is_empty() {
+                log::warn!(
+                    "shutdown grace over: killing {} worker(s) still running",
+                    self.pool.len()
+                );
+                self.pool.stop_all(libc::SIGKILL);
+                self.kill_at = None;
+            }
+        }
+        if self
+            .pool
+            .respawn_at()
+            .is_some_and(|at| Instant::now() >= at)
+        {
+            self.fill_pool();
+        }
+    }
+}

@@ -1,0 +1,212 @@
+use super::*;
+
+const LIMITS: Limits = Limits {
+    max_head: 8192,
+    max_headers: 100,
+};
+
+fn parse(buf: &[u8]) -> (Parsed, RequestHead) {
+    let mut head = RequestHead::default();
+    let r = parse_head(buf, &LIMITS, &mut head);
+    (r, head)
+}
+
+fn text<'a>(buf: &'a [u8], r: &Range<usize>) -> &'a str {
+    std::str::from_utf8(&buf[r.clone()]).unwrap()
+}
+
+#[test]
+fn simple_get_is_complete_at_every_split_point_only_at_the_end() {
+    let req =
+        b"GET /a/b?x=1&y=2#frag HTTP/1.1\r\nHost: example.com\r\nX-Thing:  padded value \t\r\n\r\n";
+    for cut in 0..req.len() {
+        let (r, _) = parse(&req[..cut]);
+        assert_eq!(r, Parsed::Partial, "cut at {cut}");
+    }
+    let (r, head) = parse(req);
+    assert_eq!(r, Parsed::Complete);
+    assert_eq!(head.head_len, req.len());
+    assert_eq!(text(req, &head.method), "GET");
+    assert_eq!(text(req, &head.path), "/a/b");
+    assert_eq!(text(req, &head.query), "x=1&y=2");
+    assert_eq!(head.version(), Version::Http11);
+    assert!(head.keep_alive);
+    assert_eq!(head.body_framing(), BodyFraming::None);
+    assert_eq!(head.headers.len(), 2);
+    assert_eq!(text(req, &head.headers[1].value), "padded value");
+    assert_eq!(head.host, Some(0));
+}
+
+#[test]
+fn body_start_is_after_head_with_pipelined_bytes() {
+    let req = b"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\n";
+    let (r, head) = parse(req);
+    assert_eq!(r, Parsed::Complete);
+    assert_eq!(&req[head.head_len..head.head_len + 5], b"hello");
+    assert_eq!(head.body_framing(), BodyFraming::Length(5));
+}
+
+#[test]
+fn keep_alive_rules_per_version() {
+    let cases: [(&[u8], bool); 6] = [
+        (b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", true),
+        (
+            b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+            false,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Keep-Alive, Close\r\n\r\n",
+            false,
+        ),
+        (b"GET / HTTP/1.0\r\n\r\n", false),
+        (b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", true),
+        (b"GET / HTTP/1.0\r\nConnection: upgrade\r\n\r\n", false),
+    ];
+    for (req, want) in cases {
+        let (r, head) = parse(req);
+        assert_eq!(r, Parsed::Complete, "{}", String::from_utf8_lossy(req));
+        assert_eq!(head.keep_alive, want, "{}", String::from_utf8_lossy(req));
+    }
+}
+
+#[test]
+fn absolute_form_target_yields_path() {
+    let req = b"GET http://example.com:8080/x/y?q=1 HTTP/1.1\r\nHost: example.com\r\n\r\n";
+    let (r, head) = parse(req);
+    assert_eq!(r, Parsed::Complete);
+    assert_eq!(text(req, &head.path), "/x/y");
+    assert_eq!(text(req, &head.query), "q=1");
+    let req = b"GET https://example.com HTTP/1.1\r\nHost: example.com\r\n\r\n";
+    let (_, head) = parse(req);
+    assert_eq!(text(req, &head.path), "");
+}
+
+#[test]
+fn hostile_heads_get_specific_errors() {
+    let cases: [(&[u8], u16); 14] = [
+        (
+            b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            400,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+            400,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: -3\r\n\r\n",
+            400,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: +3\r\n\r\n",
+            400,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999\r\n\r\n",
+            400,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 1 2\r\n\r\n",
+            400,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n",
+            501,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+            501,
+        ),
+        (b"GET / HTTP/1.1\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: h\r\nExpect: magic\r\n\r\n", 417),
+        (b"GET / HTTP/1.1\r\nHost: h\r\nBad Name: x\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: h\r\nX: a\x00b\r\n\r\n", 400),
+        (b"GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505),
+    ];
+    for (req, status) in cases {
+        match parse(req).0 {
+            Parsed::Error(e) => assert_eq!(e.status(), status, "{}", String::from_utf8_lossy(req)),
+            other => panic!("{:?} for {}", other, String::from_utf8_lossy(req)),
+        }
+    }
+}
+
+#[test]
+fn same_content_length_twice_is_fine() {
+    let req = b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc";
+    let (r, head) = parse(req);
+    assert_eq!(r, Parsed::Complete);
+    assert_eq!(head.body_framing(), BodyFraming::Length(3));
+}
+
+#[test]
+fn oversized_heads_name_the_limit() {
+    let limits = Limits {
+        max_head: 64,
+        max_headers: 2,
+    };
+    let mut head = RequestHead::default();
+    let long_line = [b"GET /".as_slice(), &[b'a'; 100]].concat();
+    match parse_head(&long_line, &limits, &mut head) {
+        Parsed::Error(e) => {
+            assert_eq!(e.status(), 414);
+            assert!(e.reason().contains("--buffer-size"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let big_head = [b"GET / HTTP/1.1\r\nX: ".as_slice(), &[b'a'; 100]].concat();
+    match parse_head(&big_head, &limits, &mut head) {
+        Parsed::Error(e) => assert_eq!(e.status(), 431),
+        other => panic!("{other:?}"),
+    }
+    let many = b"GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\n\r\n";
+    match parse_head(many, &limits, &mut head) {
+        Parsed::Error(e) => {
+            assert_eq!(e.status(), 431);
+            assert!(e.reason().contains("--max-headers"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn chunked_and_expect_are_reported() {
+    let req =
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: Chunked\r\nExpect: 100-continue\r\n\r\n";
+    let (r, head) = parse(req);
+    assert_eq!(r, Parsed::Complete);
+    assert_eq!(head.body_framing(), BodyFraming::Chunked);
+    assert!(head.expect_continue);
+}
+
+#[test]
+fn percent_decoding() {
+    let mut out = Vec::new();
+    for (src, want) in [
+        (&b"/a%20b"[..], &b"/a b"[..]),
+        (b"/%e4%BD%A0", b"/\xe4\xbd\xa0"),
+        (b"/bad%zz%", b"/bad%zz%"),
+        (b"/end%4", b"/end%4"),
+        (b"/x%2Fy", b"/x/y"),
+    ] {
+        percent_decode(src, &mut out);
+        assert_eq!(out, want);
+    }
+}
+
+#[test]
+fn simple_responses_are_well_formed() {
+    let mut out = Vec::new();
+    write_simple_response(&mut out, 431, b"Thu, 01 Jan 1970 00:00:00 GMT", true);
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"));
+    assert!(text.contains("Connection: close\r\n"));
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(body.len(), len);
+}

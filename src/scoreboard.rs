@@ -1,0 +1,176 @@
+//! The scoreboard: one shared-memory slot per worker, written by the worker
+//! with atomics and read by the master (timeouts, recycling, stats).
+//!
+//! It is mapped before the first fork, so every process sees the same memory.
+//! No locks are shared across processes: each field is an atomic and each slot
+//! has one writer (its worker) besides the master resetting it on spawn.
+
+use std::io;
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::Relaxed};
+
+use crate::sys::SharedMap;
+
+/// How many slots exist: the workers of an old and a new generation overlap
+/// during a reload, and TTIN can add workers, so this is a generous fixed cap.
+pub const MAX_SLOTS: usize = 1024;
+
+/// A worker's state as the scoreboard shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum WorkerState {
+    Free = 0,
+    Starting = 1,
+    Ready = 2,
+    Busy = 3,
+    Stopping = 4,
+}
+
+impl WorkerState {
+    fn from_u32(v: u32) -> WorkerState {
+        match v {
+            1 => WorkerState::Starting,
+            2 => WorkerState::Ready,
+            3 => WorkerState::Busy,
+            4 => WorkerState::Stopping,
+            _ => WorkerState::Free,
+        }
+    }
+}
+
+/// One worker's slot. `repr(C)` and atomics only, so it is valid in shared memory
+/// when zero-filled.
+#[repr(C)]
+pub struct Slot {
+    pid: AtomicI32,
+    state: AtomicU32,
+    generation: AtomicU64,
+    requests: AtomicU64,
+    /// Start of the current request in µs since the epoch; 0 when idle.
+    request_start_us: AtomicU64,
+    exceptions: AtomicU64,
+    tx_bytes: AtomicU64,
+    rss_bytes: AtomicU64,
+    spawned_at_us: AtomicU64,
+}
+
+impl Slot {
+    pub fn pid(&self) -> i32 {
+        self.pid.load(Relaxed)
+    }
+    pub fn state(&self) -> WorkerState {
+        WorkerState::from_u32(self.state.load(Relaxed))
+    }
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Relaxed)
+    }
+
+    /// Master: claim the slot for a freshly forked worker.
+    pub fn reset(&self, pid: i32, generation: u64, now_us: u64) {
+        self.pid.store(pid, Relaxed);
+        self.generation.store(generation, Relaxed);
+        self.requests.store(0, Relaxed);
+        self.request_start_us.store(0, Relaxed);
+        self.exceptions.store(0, Relaxed);
+        self.tx_bytes.store(0, Relaxed);
+        self.rss_bytes.store(0, Relaxed);
+        self.spawned_at_us.store(now_us, Relaxed);
+        self.state.store(WorkerState::Starting as u32, Relaxed);
+    }
+
+    /// Master: the forked worker's pid, once known.
+    pub fn set_pid(&self, pid: i32) {
+        self.pid.store(pid, Relaxed);
+    }
+
+    /// Master: the worker is gone.
+    pub fn free(&self) {
+        self.pid.store(0, Relaxed);
+        self.request_start_us.store(0, Relaxed);
+        self.state.store(WorkerState::Free as u32, Relaxed);
+    }
+
+    pub fn set_state(&self, state: WorkerState) {
+        self.state.store(state as u32, Relaxed);
+    }
+
+    /// Worker: a request starts (for harakiri and stats).
+    pub fn begin_request(&self, now_us: u64) {
+        self.request_start_us.store(now_us.max(1), Relaxed);
+        self.state.store(WorkerState::Busy as u32, Relaxed);
+    }
+
+    /// Worker: the request is answered. Returns the requests served so far.
+    pub fn end_request(&self, tx: u64, exception: bool) -> u64 {
+        self.request_start_us.store(0, Relaxed);
+        self.tx_bytes.fetch_add(tx, Relaxed);
+        if exception {
+            self.exceptions.fetch_add(1, Relaxed);
+        }
+        if self.state.load(Relaxed) == WorkerState::Busy as u32 {
+            self.state.store(WorkerState::Ready as u32, Relaxed);
+        }
+        self.requests.fetch_add(1, Relaxed) + 1
+    }
+}
+
+/// The shared mapping of all slots.
+pub struct Scoreboard {
+    map: SharedMap,
+}
+
+impl Scoreboard {
+    pub fn new() -> io::Result<Scoreboard> {
+        let map = SharedMap::new(MAX_SLOTS * std::mem::size_of::<Slot>())?;
+        Ok(Scoreboard { map })
+    }
+
+    pub fn slots(&self) -> &[Slot] {
+        debug_assert!(self.map.len() >= MAX_SLOTS * std::mem::size_of::<Slot>());
+        // SAFETY: the mapping is page-aligned, zero-filled (a valid Slot of atomics),
+        // MAX_SLOTS slots long, and lives as long as `self`. Slots are only accessed
+        // through atomics, so concurrent access from other processes is sound.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr().cast::<Slot>(), MAX_SLOTS) }
+    }
+
+    pub fn slot(&self, index: usize) -> &Slot {
+        &self.slots()[index]
+    }
+
+    /// The first free slot, if any.
+    pub fn free_slot(&self) -> Option<usize> {
+        self.slots()
+            .iter()
+            .position(|s| s.state() == WorkerState::Free && s.pid() == 0)
+    }
+}
+
+/// Microseconds since the Unix epoch (wall clock), the scoreboard's time unit.
+pub fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_start_free_and_track_requests() {
+        let sb = Scoreboard::new().expect("mmap");
+        assert_eq!(sb.free_slot(), Some(0));
+        let slot = sb.slot(0);
+        slot.reset(42, 1, 10);
+        assert_eq!(slot.state(), WorkerState::Starting);
+        assert_eq!(sb.free_slot(), Some(1));
+        slot.set_state(WorkerState::Ready);
+        slot.begin_request(100);
+        assert_eq!(slot.state(), WorkerState::Busy);
+        assert_eq!(slot.end_request(13, true), 1);
+        assert_eq!(slot.state(), WorkerState::Ready);
+        assert_eq!(slot.requests(), 1);
+        slot.free();
+        assert_eq!(sb.free_slot(), Some(0));
+    }
+}

@@ -1,0 +1,86 @@
+//! Binding the listening sockets (in the master, before any fork).
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+
+use crate::config::{ListenAddr, ListenSpec, Protocol};
+
+/// Where a listener is bound, after binding (port 0 resolved).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BoundAddr {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for BoundAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BoundAddr::Tcp(a) => write!(f, "{a}"),
+            BoundAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// A bound, listening, non-blocking socket shared by all workers.
+#[derive(Debug)]
+pub struct Listener {
+    pub fd: OwnedFd,
+    pub addr: BoundAddr,
+    pub protocol: Protocol,
+}
+
+impl Listener {
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// Binds every listener of the configuration; the error names the address.
+pub fn bind_all(specs: &[ListenSpec], backlog: u32) -> Result<Vec<Listener>, String> {
+    specs
+        .iter()
+        .map(|spec| bind(spec, backlog).map_err(|e| format!("cannot listen on {}: {e}", spec.addr)))
+        .collect()
+}
+
+fn bind(spec: &ListenSpec, backlog: u32) -> io::Result<Listener> {
+    let (fd, addr): (OwnedFd, BoundAddr) = match &spec.addr {
+        ListenAddr::Tcp(a) => {
+            // std sets SO_REUSEADDR, so a restart does not wait out TIME_WAIT.
+            let l = std::net::TcpListener::bind(a)?;
+            let local = l.local_addr()?;
+            l.set_nonblocking(true)?;
+            (l.into(), BoundAddr::Tcp(local))
+        }
+        ListenAddr::Unix(path) => {
+            remove_stale_socket(path)?;
+            let l = std::os::unix::net::UnixListener::bind(path)?;
+            l.set_nonblocking(true)?;
+            (l.into(), BoundAddr::Unix(path.clone()))
+        }
+    };
+    // Re-listen with the configured backlog (std picks its own).
+    crate::sys::listen(fd.as_raw_fd(), backlog)?;
+    Ok(Listener {
+        fd,
+        addr,
+        protocol: spec.protocol,
+    })
+}
+
+/// A socket file left by a previous run is replaced; any other file at that
+/// path is an error, never deleted.
+fn remove_stale_socket(path: &Path) -> io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path),
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "the path exists and is not a socket; remove it or choose another path",
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,434 @@
+//! Every raw syscall rwsgi makes lives here, behind a safe function.
+//!
+//! The rest of the crate never writes `unsafe` for a syscall: it calls these.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
+
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Result of [`fork`], seen from each side.
+pub enum Forked {
+    Parent(libc::pid_t),
+    Child,
+}
+
+/// Forks the process. Only sound while the caller is single-threaded (the master
+/// is, by design), so the child inherits no lock held by another thread.
+pub fn fork() -> io::Result<Forked> {
+    // SAFETY: the master is single-threaded (DESIGN §1), so no other thread can
+    // hold a lock the child would inherit locked.
+    let pid = cvt(unsafe { libc::fork() })?;
+    Ok(if pid == 0 {
+        Forked::Child
+    } else {
+        Forked::Parent(pid)
+    })
+}
+
+/// Ends the process at once, without running Rust or libc exit handlers.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit is always safe to call; it does not return.
+    unsafe { libc::_exit(code) }
+}
+
+/// How a reaped child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Code(i32),
+    Signal(i32),
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitStatus::Code(c) => write!(f, "exit code {c}"),
+            ExitStatus::Signal(s) => write!(f, "signal {} ({})", s, signal_name(*s)),
+        }
+    }
+}
+
+/// Reaps one exited child without blocking: `None` when no child has exited.
+pub fn reap_any() -> io::Result<Option<(libc::pid_t, ExitStatus)>> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: waitpid writes only to `status`, a valid local.
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    if pid == -1 {
+        let err = io::Error::last_os_error();
+        return match err.raw_os_error() {
+            Some(libc::ECHILD) => Ok(None),
+            _ => Err(err),
+        };
+    }
+    if pid == 0 {
+        return Ok(None);
+    }
+    let how = if libc::WIFSIGNALED(status) {
+        ExitStatus::Signal(libc::WTERMSIG(status))
+    } else {
+        ExitStatus::Code(libc::WEXITSTATUS(status))
+    };
+    Ok(Some((pid, how)))
+}
+
+/// Sends `sig` to `pid`; a process that is already gone is not an error.
+pub fn kill(pid: libc::pid_t, sig: libc::c_int) {
+    // SAFETY: kill has no memory effects; a stale pid yields ESRCH, ignored.
+    unsafe {
+        libc::kill(pid, sig);
+    }
+}
+
+/// A short human name for a signal number, for logs.
+pub fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGCHLD => "SIGCHLD",
+        libc::SIGTTIN => "SIGTTIN",
+        libc::SIGTTOU => "SIGTTOU",
+        _ => "unknown signal",
+    }
+}
+
+/// Creates a non-blocking, close-on-exec pipe: (read end, write end).
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 writes two fds into the array we own.
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) })?;
+    // SAFETY: both fds were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Closes a raw fd the caller knows it owns (used after fork on inherited fds).
+pub fn close(fd: RawFd) {
+    // SAFETY: closing an fd only affects the fd table; callers pass fds they own.
+    unsafe {
+        libc::close(fd);
+    }
+}
+
+/// Sets or clears close-on-exec on an fd.
+pub fn set_cloexec(fd: RawFd, on: bool) -> io::Result<()> {
+    // SAFETY: fcntl on an integer fd has no memory effects.
+    let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFD) })?;
+    let new = if on {
+        flags | libc::FD_CLOEXEC
+    } else {
+        flags & !libc::FD_CLOEXEC
+    };
+    // SAFETY: as above.
+    cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, new) })?;
+    Ok(())
+}
+
+/// Writes a whole buffer to a non-blocking pipe; used for tiny notifications.
+pub fn write_pipe(fd: RawFd, data: &[u8]) -> io::Result<usize> {
+    // SAFETY: data is a valid slice for its length.
+    let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Reads from a non-blocking fd into `buf`.
+pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: buf is a valid, writable slice for its length.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+// ---------------------------------------------------------------- signals
+
+/// Write end of the current process's signal self-pipe (-1 when none).
+static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn record_signal(sig: libc::c_int) {
+    // Only async-signal-safe work: one write(2) of the signal number, errno kept.
+    let fd = SIGNAL_PIPE.load(Ordering::Relaxed);
+    if fd >= 0 {
+        // SAFETY: errno location is thread-local and valid; write is async-signal-safe.
+        unsafe {
+            let errno = *libc::__errno_location();
+            let byte = sig as u8;
+            libc::write(fd, (&byte as *const u8).cast(), 1);
+            *libc::__errno_location() = errno;
+        }
+    }
+}
+
+fn set_handler(sig: libc::c_int, handler: libc::sighandler_t) -> io::Result<()> {
+    // SAFETY: a zeroed sigaction is a valid initial value; we fill the fields we use.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = handler;
+    action.sa_flags = libc::SA_RESTART;
+    // SAFETY: sa_mask is a valid sigset_t inside `action`.
+    unsafe { libc::sigemptyset(&mut action.sa_mask) };
+    // SAFETY: action is fully initialised; the old action is not needed.
+    cvt(unsafe { libc::sigaction(sig, &action, std::ptr::null_mut()) })?;
+    Ok(())
+}
+
+/// Routes `signals` to a fresh self-pipe and returns its read end. The handler
+/// only writes the signal number to the pipe; all work happens in the loop.
+/// Calling it again (in a forked child) replaces the previous pipe.
+pub fn install_signal_pipe(signals: &[libc::c_int]) -> io::Result<OwnedFd> {
+    let (read, write) = pipe()?;
+    let old = SIGNAL_PIPE.swap(write.as_raw_fd(), Ordering::SeqCst);
+    std::mem::forget(write); // lives as long as the process
+    if old >= 0 {
+        close(old);
+    }
+    for &sig in signals {
+        set_handler(sig, record_signal as *const () as libc::sighandler_t)?;
+    }
+    Ok(read)
+}
+
+/// Ignores `signals` (SIG_IGN).
+pub fn ignore_signals(signals: &[libc::c_int]) -> io::Result<()> {
+    for &sig in signals {
+        set_handler(sig, libc::SIG_IGN)?;
+    }
+    Ok(())
+}
+
+/// Restores the default disposition of `signals`.
+pub fn default_signals(signals: &[libc::c_int]) -> io::Result<()> {
+    for &sig in signals {
+        set_handler(sig, libc::SIG_DFL)?;
+    }
+    Ok(())
+}
+
+/// Blocks (true) or unblocks (false) every signal in this thread. The master
+/// blocks around fork so no signal reaches the child before it has replaced
+/// the master's handlers with its own.
+pub fn block_all_signals(block: bool) {
+    // SAFETY: set is a valid sigset_t we initialise with sigfillset.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        let how = if block {
+            libc::SIG_BLOCK
+        } else {
+            libc::SIG_UNBLOCK
+        };
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
+    }
+}
+
+/// Drains a signal pipe, returning the signal numbers read.
+pub fn drain_signals(fd: RawFd, out: &mut Vec<i32>) {
+    let mut buf = [0u8; 64];
+    while let Ok(n) = read(fd, &mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend(buf[..n].iter().map(|&b| i32::from(b)));
+    }
+}
+
+/// Asks the kernel to send `sig` to this process when its parent dies, so
+/// workers never outlive a SIGKILLed master.
+pub fn set_parent_death_signal(sig: libc::c_int) {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes an integer argument only.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0);
+    }
+}
+
+pub fn getpid() -> libc::pid_t {
+    // SAFETY: getpid cannot fail.
+    unsafe { libc::getpid() }
+}
+
+pub fn getppid() -> libc::pid_t {
+    // SAFETY: getppid cannot fail.
+    unsafe { libc::getppid() }
+}
+
+/// Raises the soft open-file limit to the hard limit: every keep-alive client
+/// costs a worker one fd.
+pub fn raise_nofile_limit() {
+    // SAFETY: rlimit is a plain struct that getrlimit fills in.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- socket I/O
+
+/// Waits until `fd` is writable or `deadline` passes.
+fn wait_writable(fd: RawFd, deadline: Instant) -> io::Result<()> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out"));
+        }
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        let ms = left.as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
+        // SAFETY: pfd is a valid pollfd array of length 1.
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        if n > 0 {
+            return Ok(());
+        }
+    }
+}
+
+/// Writes every byte of `bufs` to a non-blocking socket, waiting (up to
+/// `timeout` without progress) when the peer is slow. Never raises SIGPIPE.
+pub fn send_all(fd: RawFd, bufs: &[&[u8]], timeout: Duration) -> io::Result<()> {
+    const MAX_IOV: usize = 64;
+    let mut idx = 0; // first buffer not fully sent
+    let mut off = 0; // bytes of bufs[idx] already sent
+    while idx < bufs.len() {
+        if bufs[idx].len() == off {
+            idx += 1;
+            off = 0;
+            continue;
+        }
+        let mut iov: [libc::iovec; MAX_IOV] = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; MAX_IOV];
+        let mut n_iov = 0;
+        for (i, b) in bufs[idx..].iter().enumerate().take(MAX_IOV) {
+            let start = if i == 0 { off } else { 0 };
+            iov[n_iov] = libc::iovec {
+                iov_base: b[start..].as_ptr() as *mut libc::c_void,
+                iov_len: b.len() - start,
+            };
+            n_iov += 1;
+        }
+        // SAFETY: a zeroed msghdr is valid; we point it at `iov`, which outlives the call.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = iov.as_mut_ptr();
+        msg.msg_iovlen = n_iov;
+        // SAFETY: msg and the buffers it points to are valid for the call.
+        let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            match err.kind() {
+                io::ErrorKind::WouldBlock => {
+                    wait_writable(fd, Instant::now() + timeout)?;
+                    continue;
+                }
+                io::ErrorKind::Interrupted => continue,
+                _ => return Err(err),
+            }
+        }
+        let mut n = n as usize;
+        while n > 0 && idx < bufs.len() {
+            let left = bufs[idx].len() - off;
+            if n >= left {
+                n -= left;
+                idx += 1;
+                off = 0;
+            } else {
+                off += n;
+                n = 0;
+            }
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- shared memory
+
+/// An anonymous `MAP_SHARED` mapping that forked children share with the master.
+pub struct SharedMap {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl SharedMap {
+    pub fn new(len: usize) -> io::Result<SharedMap> {
+        // SAFETY: an anonymous mapping with no address hint; the kernel picks it
+        // and zero-fills it. We check for MAP_FAILED.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(SharedMap {
+            ptr: ptr.cast(),
+            len,
+        })
+    }
+
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl Drop for SharedMap {
+    fn drop(&mut self) {
+        // SAFETY: ptr/len are exactly what mmap returned.
+        unsafe {
+            libc::munmap(self.ptr.cast(), self.len);
+        }
+    }
+}
+
+/// (Re-)listens on a bound socket with `backlog`; on a listening socket this
+/// only changes the backlog.
+pub fn listen(fd: RawFd, backlog: u32) -> io::Result<()> {
+    let backlog = backlog.min(i32::MAX as u32) as libc::c_int;
+    // SAFETY: listen on an integer fd has no memory effects.
+    cvt(unsafe { libc::listen(fd, backlog) })?;
+    Ok(())
+}

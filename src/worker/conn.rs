@@ -1,0 +1,210 @@
+//! One client connection: its socket, its read buffer and where it is in the
+//! request cycle. Reading and parsing never block; a request is handed to the
+//! app only once its head and whole body are here.
+
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Instant;
+
+use mio::net::{TcpStream, UnixStream};
+
+use crate::config::Limits;
+use crate::protocol::http::{self, BodyFraming, HttpError, Parsed, RequestHead};
+use crate::wsgi::ConnInfo;
+
+/// Read granularity; a typical request head fits in one read.
+const READ_CHUNK: usize = 16 * 1024;
+
+pub enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    pub fn raw_fd(&self) -> RawFd {
+        match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+        }
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+
+    pub fn source(&mut self) -> &mut dyn mio::event::Source {
+        match self {
+            Stream::Tcp(s) => s,
+            Stream::Unix(s) => s,
+        }
+    }
+}
+
+/// Where the connection is in the request cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Waiting for (more of) a request head; idle if the buffer is empty.
+    Head,
+    /// Head parsed; waiting until the buffer holds `end` bytes (head + body).
+    Body { end: usize },
+    /// A complete request is buffered, waiting for its turn.
+    Ready { end: usize },
+}
+
+/// What reading made of the connection.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// Nothing complete yet.
+    Waiting,
+    /// A complete request is buffered.
+    Ready,
+    /// The head is parsed and the client expects `100 Continue` before the body.
+    WantsContinue,
+    /// The request is refused: answer with this error and close.
+    Refused(HttpError),
+    /// The body is larger than `--limit-post` (413).
+    TooLarge { length: u64, limit: u64 },
+    /// The peer closed or the socket failed: drop the connection.
+    Closed,
+}
+
+pub struct Conn {
+    pub stream: Stream,
+    pub info: ConnInfo,
+    pub buf: Vec<u8>,
+    pub head: RequestHead,
+    pub state: State,
+    /// When the connection times out (idle, or a request too slow to arrive).
+    pub deadline: Instant,
+    /// The socket may have more bytes than we took (edge-triggered readiness).
+    pub readable: bool,
+    pub sent_continue: bool,
+}
+
+impl Conn {
+    pub fn new(stream: Stream, info: ConnInfo, deadline: Instant) -> Conn {
+        Conn {
+            stream,
+            info,
+            buf: Vec::new(),
+            head: RequestHead::default(),
+            state: State::Head,
+            deadline,
+            readable: true,
+            sent_continue: false,
+        }
+    }
+
+    /// No request is in progress (between requests on a keep-alive connection).
+    pub fn is_idle(&self) -> bool {
+        self.state == State::Head && self.buf.is_empty()
+    }
+
+    /// Reads what the socket has (until it would block, or until a complete
+    /// request plus one head's worth is buffered) and advances the state.
+    pub fn read_and_parse(&mut self, limits: &Limits) -> Progress {
+        let mut peer_closed = false;
+        while self.readable {
+            let cap = match self.state {
+                State::Head => limits.buffer_size + READ_CHUNK,
+                State::Body { end } | State::Ready { end } => end + limits.buffer_size,
+            };
+            if self.buf.len() >= cap {
+                break; // enough for now; `readable` stays set to come back later
+            }
+            let len = self.buf.len();
+            let want = READ_CHUNK.min(cap - len).max(1);
+            self.buf.resize(len + want, 0);
+            match self.stream.read(&mut self.buf[len..]) {
+                Ok(0) => {
+                    self.buf.truncate(len);
+                    self.readable = false;
+                    peer_closed = true;
+                }
+                Ok(n) => self.buf.truncate(len + n),
+                Err(e) => {
+                    self.buf.truncate(len);
+                    match e.kind() {
+                        io::ErrorKind::WouldBlock => self.readable = false,
+                        io::ErrorKind::Interrupted => {}
+                        _ => return Progress::Closed,
+                    }
+                }
+            }
+        }
+        let progress = self.parse(limits);
+        match progress {
+            // A half-sent request from a peer that closed can never complete.
+            Progress::Waiting | Progress::WantsContinue if peer_closed => Progress::Closed,
+            p => p,
+        }
+    }
+
+    /// Advances the state machine over what is buffered.
+    pub fn parse(&mut self, limits: &Limits) -> Progress {
+        if self.state == State::Head {
+            if self.buf.is_empty() {
+                return Progress::Waiting;
+            }
+            let parse_limits = http::Limits {
+                max_head: limits.buffer_size,
+                max_headers: limits.max_headers,
+            };
+            match http::parse_head(&self.buf, &parse_limits, &mut self.head) {
+                Parsed::Partial => return Progress::Waiting,
+                Parsed::Error(e) => return Progress::Refused(e),
+                Parsed::Complete => {}
+            }
+            let body = match self.head.body_framing() {
+                BodyFraming::None => 0,
+                BodyFraming::Length(n) => {
+                    if limits.limit_post > 0 && n > limits.limit_post {
+                        return Progress::TooLarge {
+                            length: n,
+                            limit: limits.limit_post,
+                        };
+                    }
+                    match usize::try_from(n) {
+                        Ok(n) => n,
+                        Err(_) => {
+                            return Progress::Refused(HttpError::BadRequest(
+                                "Content-Length too large",
+                            ))
+                        }
+                    }
+                }
+                BodyFraming::Chunked => {
+                    return Progress::Refused(HttpError::UnsupportedTransferEncoding)
+                }
+            };
+            self.sent_continue = false;
+            self.state = State::Body {
+                end: self.head.head_len + body,
+            };
+        }
+        if let State::Body { end } = self.state {
+            if self.buf.len() >= end {
+                self.state = State::Ready { end };
+            } else if self.head.expect_continue && !self.sent_continue {
+                return Progress::WantsContinue;
+            } else {
+                return Progress::Waiting;
+            }
+        }
+        Progress::Ready
+    }
+
+    /// Drops the served request from the buffer; pipelined bytes stay.
+    pub fn consume_request(&mut self) {
+        if let State::Ready { end } = self.state {
+            self.buf.drain(..end.min(self.buf.len()));
+        }
+        self.state = State::Head;
+        if self.buf.capacity() > 4 * READ_CHUNK && self.buf.len() < READ_CHUNK {
+            self.buf.shrink_to(READ_CHUNK); // a big upload should not pin memory
+        }
+    }
+}

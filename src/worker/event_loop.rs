@@ -1,0 +1,319 @@
+//! The worker's mio loop: accept on the shared listeners, read and parse
+//! every connection without blocking, and serve complete requests one at a
+//! time, round-robin, returning to poll between rounds so no connection
+//! (idle keep-alive or slow) can pin the worker.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, UnixListener};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+
+use super::conn::{Conn, Stream};
+use super::slab::Slab;
+use crate::config::Config;
+use crate::master::WorkerContext;
+use crate::scoreboard::Slot;
+use crate::socket::BoundAddr;
+use crate::sys;
+use crate::wsgi::{Bridge, ConnInfo, Gil};
+
+const SIGNAL: Token = Token(0);
+const LISTENER_BASE: usize = 1;
+const CONN_BASE: usize = 1 << 16;
+/// Connections accepted per listener per loop turn, so one worker does not
+/// grab a whole burst while its siblings idle.
+const ACCEPT_BATCH: usize = 8;
+/// How long idle keep-alive connections stay open once the worker stops, so a
+/// request already on its way is still answered (with `Connection: close`).
+const STOP_IDLE_GRACE: Duration = Duration::from_millis(500);
+
+pub enum ListenSocket {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+struct Listener {
+    socket: ListenSocket,
+    server_name: String,
+    server_port: String,
+}
+
+pub struct EventLoop<'a> {
+    pub(super) config: &'a Config,
+    pub(super) slot: &'a Slot,
+    pub(super) id: usize,
+    poll: Poll,
+    events: Events,
+    tokens: Vec<Token>,
+    listeners: Vec<Option<Listener>>,
+    pub(super) conns: Slab<Conn>,
+    pub(super) ready: VecDeque<usize>,
+    signal_fd: OwnedFd,
+    pub(super) bridge: Bridge,
+    pub(super) date: super::serve::DateCache,
+    pub(super) stopping: bool,
+    exit_now: bool,
+    accept_more: bool,
+    next_sweep: Instant,
+}
+
+impl<'a> EventLoop<'a> {
+    pub fn new(
+        ctx: &WorkerContext<'a>,
+        signal_fd: OwnedFd,
+        bridge: Bridge,
+    ) -> io::Result<EventLoop<'a>> {
+        let poll = Poll::new()?;
+        poll.registry().register(
+            &mut SourceFd(&signal_fd.as_raw_fd()),
+            SIGNAL,
+            Interest::READABLE,
+        )?;
+        let mut listeners = Vec::new();
+        for (i, l) in ctx.listeners.iter().enumerate() {
+            // The fd is this process's own copy (inherited across fork); the
+            // master's `Listener` is never dropped here (workers end in _exit).
+            let raw = l.raw_fd();
+            let (mut socket, server_name, server_port) = match &l.addr {
+                // SAFETY: `raw` is a listening TCP socket this process owns a copy of.
+                BoundAddr::Tcp(a) => (
+                    ListenSocket::Tcp(unsafe { TcpListener::from_raw_fd(raw) }),
+                    a.ip().to_string(),
+                    a.port().to_string(),
+                ),
+                // SAFETY: `raw` is a listening unix socket this process owns a copy of.
+                BoundAddr::Unix(p) => (
+                    ListenSocket::Unix(unsafe { UnixListener::from_raw_fd(raw) }),
+                    p.display().to_string(),
+                    String::new(),
+                ),
+            };
+            let source: &mut dyn mio::event::Source = match &mut socket {
+                ListenSocket::Tcp(s) => s,
+                ListenSocket::Unix(s) => s,
+            };
+            poll.registry()
+                .register(source, Token(LISTENER_BASE + i), Interest::READABLE)?;
+            listeners.push(Some(Listener {
+                socket,
+                server_name,
+                server_port,
+            }));
+        }
+        Ok(EventLoop {
+            config: ctx.config,
+            slot: ctx.scoreboard.slot(ctx.slot),
+            id: ctx.id,
+            poll,
+            events: Events::with_capacity(256),
+            tokens: Vec::with_capacity(256),
+            listeners,
+            conns: Slab::new(),
+            ready: VecDeque::new(),
+            signal_fd,
+            bridge,
+            date: super::serve::DateCache::new(),
+            stopping: false,
+            exit_now: false,
+            accept_more: false,
+            next_sweep: Instant::now() + Duration::from_secs(1),
+        })
+    }
+
+    pub fn run(&mut self, gil: &Gil<'_>) {
+        loop {
+            if self.exit_now || (self.stopping && self.conns.len() == 0) {
+                return;
+            }
+            let timeout = if !self.ready.is_empty() || self.accept_more {
+                Duration::ZERO
+            } else {
+                self.next_sweep.saturating_duration_since(Instant::now())
+            };
+            let (poll, events) = (&mut self.poll, &mut self.events);
+            if let Err(e) = gil.release(|| poll.poll(events, Some(timeout))) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    log::error!("worker {}: poll failed: {e}", self.id);
+                    return;
+                }
+            }
+            self.tokens.clear();
+            self.tokens.extend(self.events.iter().map(|e| e.token()));
+            let accept_again = std::mem::take(&mut self.accept_more);
+            for i in 0..self.tokens.len() {
+                match self.tokens[i] {
+                    SIGNAL => self.on_signals(),
+                    Token(t) if t >= CONN_BASE => self.on_readable(t - CONN_BASE),
+                    Token(t) => self.accept(t - LISTENER_BASE),
+                }
+            }
+            if accept_again {
+                for i in 0..self.listeners.len() {
+                    self.accept(i);
+                }
+            }
+            for _ in 0..self.ready.len() {
+                match self.ready.pop_front() {
+                    Some(idx) => self.serve(gil, idx),
+                    None => break,
+                }
+                if self.exit_now {
+                    return;
+                }
+            }
+            if Instant::now() >= self.next_sweep {
+                self.sweep();
+            }
+        }
+    }
+
+    /// Flushes Python's output and runs its exit handlers.
+    pub fn shutdown(&self) {
+        self.bridge.shutdown();
+    }
+
+    fn on_signals(&mut self) {
+        let mut sigs = Vec::new();
+        sys::drain_signals(self.signal_fd.as_raw_fd(), &mut sigs);
+        for sig in sigs {
+            match sig {
+                libc::SIGTERM => self.begin_stop(),
+                _ => self.exit_now = true,
+            }
+        }
+    }
+
+    /// Graceful stop: no new connections; requests in progress finish; idle
+    /// keep-alive connections get a short grace, then close.
+    fn begin_stop(&mut self) {
+        if self.stopping {
+            return;
+        }
+        self.stopping = true;
+        self.slot
+            .set_state(crate::scoreboard::WorkerState::Stopping);
+        for l in self.listeners.iter_mut() {
+            if let Some(mut l) = l.take() {
+                let source: &mut dyn mio::event::Source = match &mut l.socket {
+                    ListenSocket::Tcp(s) => s,
+                    ListenSocket::Unix(s) => s,
+                };
+                let _ = self.poll.registry().deregister(source);
+            }
+        }
+        let grace = Instant::now() + STOP_IDLE_GRACE;
+        for idx in self.conns.keys() {
+            if let Some(c) = self.conns.get_mut(idx) {
+                if c.is_idle() {
+                    c.deadline = c.deadline.min(grace);
+                }
+            }
+        }
+        self.next_sweep = self.next_sweep.min(grace);
+    }
+
+    fn accept(&mut self, i: usize) {
+        if self.stopping {
+            return;
+        }
+        for _ in 0..ACCEPT_BATCH {
+            let Some(Some(l)) = self.listeners.get(i) else {
+                return;
+            };
+            let accepted = match &l.socket {
+                ListenSocket::Tcp(s) => s.accept().map(|(stream, peer)| {
+                    let _ = stream.set_nodelay(true);
+                    (
+                        Stream::Tcp(stream),
+                        peer.ip().to_string(),
+                        peer.port().to_string(),
+                    )
+                }),
+                ListenSocket::Unix(s) => s
+                    .accept()
+                    .map(|(stream, _)| (Stream::Unix(stream), String::new(), String::new())),
+            };
+            let (stream, remote_addr, remote_port) = match accepted {
+                Ok(a) => a,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::warn!("worker {}: accept failed: {e}", self.id);
+                    return;
+                }
+            };
+            let info = ConnInfo {
+                remote_addr,
+                remote_port,
+                server_name: l.server_name.clone(),
+                server_port: l.server_port.clone(),
+            };
+            let deadline = Instant::now() + self.config.limits.http_timeout;
+            let idx = self.conns.insert(Conn::new(stream, info, deadline));
+            let Some(conn) = self.conns.get_mut(idx) else {
+                return;
+            };
+            if let Err(e) = self.poll.registry().register(
+                conn.stream.source(),
+                Token(CONN_BASE + idx),
+                Interest::READABLE,
+            ) {
+                log::warn!("worker {}: cannot watch a new connection: {e}", self.id);
+                self.conns.remove(idx);
+                continue;
+            }
+            // The request often arrives with the connection: read it now
+            // rather than after another trip through poll.
+            self.on_readable(idx);
+        }
+        self.accept_more = true;
+    }
+
+    fn on_readable(&mut self, idx: usize) {
+        let limits = self.config.limits;
+        let Some(conn) = self.conns.get_mut(idx) else {
+            return;
+        };
+        let was_idle = conn.is_idle();
+        conn.readable = true;
+        let progress = conn.read_and_parse(&limits);
+        if was_idle && !conn.is_idle() {
+            conn.deadline = Instant::now() + limits.http_timeout;
+        }
+        self.on_progress(idx, progress);
+    }
+
+    pub(super) fn close(&mut self, idx: usize) {
+        if let Some(mut conn) = self.conns.remove(idx) {
+            let _ = self.poll.registry().deregister(conn.stream.source());
+        }
+    }
+
+    /// Closes connections whose deadline passed: idle ones silently, ones in
+    /// the middle of sending a request with 408.
+    fn sweep(&mut self) {
+        let now = Instant::now();
+        self.next_sweep = now + Duration::from_secs(1);
+        for idx in self.conns.keys() {
+            let Some(conn) = self.conns.get_mut(idx) else {
+                continue;
+            };
+            if conn.deadline > now || matches!(conn.state, super::conn::State::Ready { .. }) {
+                continue;
+            }
+            if !conn.is_idle() {
+                log::debug!(
+                    "closing connection from {}: request not complete within --http-timeout",
+                    conn.info.remote_addr
+                );
+                self.refuse(idx, 408);
+            } else {
+                self.close(idx);
+            }
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! Serving a connection's progress: queueing complete requests, answering
+//! refused ones, and handing one request at a time to the WSGI bridge.
+
+use std::fmt;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use super::conn::{Progress, State};
+use super::event_loop::EventLoop;
+use crate::protocol::date::{http_date, DATE_LEN};
+use crate::protocol::http::{self, HttpError};
+use crate::scoreboard::now_us;
+use crate::sys;
+use crate::wsgi::{Gil, HttpRequest, ResponseParams};
+
+/// The `Date` header value, formatted once per second.
+pub struct DateCache {
+    secs: u64,
+    value: [u8; DATE_LEN],
+}
+
+impl DateCache {
+    pub fn new() -> DateCache {
+        DateCache {
+            secs: u64::MAX,
+            value: [b' '; DATE_LEN],
+        }
+    }
+
+    pub fn now(&mut self) -> [u8; DATE_LEN] {
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        if secs != self.secs {
+            self.secs = secs;
+            self.value = http_date(secs);
+        }
+        self.value
+    }
+}
+
+/// `METHOD target` of a request, formatted only when a log line needs it.
+struct Label<'a> {
+    method: &'a [u8],
+    target: &'a [u8],
+}
+
+impl fmt::Display for Label<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {}",
+            String::from_utf8_lossy(self.method),
+            String::from_utf8_lossy(self.target)
+        )
+    }
+}
+
+impl EventLoop<'_> {
+    pub(super) fn on_progress(&mut self, idx: usize, progress: Progress) {
+        match progress {
+            Progress::Waiting => {}
+            Progress::Ready => self.ready.push_back(idx),
+            Progress::WantsContinue => {
+                let Some(conn) = self.conns.get_mut(idx) else {
+                    return;
+                };
+                conn.sent_continue = true;
+                let fd = conn.stream.raw_fd();
+                let timeout = self.config.limits.http_timeout;
+                if sys::send_all(fd, &[b"HTTP/1.1 100 Continue\r\n\r\n"], timeout).is_err() {
+                    self.close(idx);
+                }
+            }
+            Progress::Refused(e) => {
+                self.log_refusal(idx, &e);
+                self.refuse(idx, e.status());
+            }
+            Progress::TooLarge { length, limit } => {
+                if let Some(conn) = self.conns.get_mut(idx) {
+                    log::warn!(
+                        "refused a request body of {length} bytes from {}: larger than --limit-post {limit}",
+                        conn.info.remote_addr
+                    );
+                }
+                self.refuse(idx, 413);
+            }
+            Progress::Closed => self.close(idx),
+        }
+    }
+
+    fn log_refusal(&mut self, idx: usize, e: &HttpError) {
+        let Some(conn) = self.conns.get_mut(idx) else {
+            return;
+        };
+        let addr = &conn.info.remote_addr;
+        match e {
+            // A limit the operator may want to raise: say so at warn level.
+            HttpError::HeadTooLarge(_)
+            | HttpError::TooManyHeaders(_)
+            | HttpError::UriTooLong(_) => {
+                log::warn!("refused a request from {addr}: {}", e.reason())
+            }
+            _ => log::debug!("refused a request from {addr}: {}", e.reason()),
+        }
+    }
+
+    /// Answers with a server-generated error and closes the connection.
+    pub(super) fn refuse(&mut self, idx: usize, status: u16) {
+        let date = self.date.now();
+        if let Some(conn) = self.conns.get_mut(idx) {
+            let mut out = Vec::with_capacity(192);
+            http::write_simple_response(&mut out, status, &date, true);
+            let _ = sys::send_all(
+                conn.stream.raw_fd(),
+                &[&out],
+                self.config.limits.http_timeout,
+            );
+        }
+        self.close(idx);
+    }
+
+    /// Serves the complete request buffered on connection `idx`.
+    pub(super) fn serve(&mut self, gil: &Gil<'_>, idx: usize) {
+        let date = self.date.now();
+        let limits = self.config.limits;
+        let Some(conn) = self.conns.get_mut(idx) else {
+            return;
+        };
+        let State::Ready { end } = conn.state else {
+            return;
+        };
+        let head = &conn.head;
+        let method = &conn.buf[head.method.clone()];
+        let params = ResponseParams {
+            fd: conn.stream.raw_fd(),
+            timeout: limits.http_timeout,
+            version: head.version(),
+            head_only: method == b"HEAD",
+            keep_alive: head.keep_alive && !self.stopping,
+            date,
+        };
+        let body = conn.buf[head.head_len..end].to_vec();
+        let label = Label {
+            method,
+            target: &conn.buf[head.target.clone()],
+        };
+        let started = Instant::now();
+        self.slot.begin_request(now_us());
+        let outcome = self.bridge.call(
+            gil,
+            HttpRequest {
+                buf: &conn.buf,
+                head,
+                body,
+                conn: &conn.info,
+            },
+            params,
+            &label,
+        );
+        self.slot.end_request(outcome.body_bytes, outcome.exception);
+        if self.config.access_log {
+            crate::log::access(
+                &conn.info.remote_addr,
+                &String::from_utf8_lossy(label.method),
+                &String::from_utf8_lossy(label.target),
+                head.version().as_str(),
+                outcome.status,
+                outcome.body_bytes,
+                started.elapsed().as_micros() as u64,
+                self.id,
+            );
+        }
+        if !outcome.keep_alive {
+            self.close(idx);
+            return;
+        }
+        conn.consume_request();
+        conn.deadline = Instant::now() + limits.keepalive_timeout;
+        // Pipelined bytes may already hold the next request; it waits for the
+        // next round so other connections get their turn first.
+        let progress = conn.read_and_parse(&limits);
+        if !conn.is_idle() {
+            conn.deadline = Instant::now() + limits.http_timeout;
+        }
+        self.on_progress(idx, progress);
+    }
+}

@@ -1,0 +1,284 @@
+//! Building the PEP 3333 environ for a request. Hot path: keys are interned
+//! once per worker, constant entries live in a template dict copied per
+//! request, and common header names map to pre-made `HTTP_*` keys.
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString, PyTuple};
+
+use super::errors::Errors;
+use super::input::Input;
+use crate::protocol::http::{percent_decode, BodyFraming, RequestHead};
+
+/// The client and server ends of a connection, as environ strings.
+#[derive(Debug, Clone, Default)]
+pub struct ConnInfo {
+    pub remote_addr: String,
+    pub remote_port: String,
+    pub server_name: String,
+    pub server_port: String,
+}
+
+/// One parsed HTTP request, as the worker hands it to the bridge.
+pub struct HttpRequest<'a> {
+    /// The buffer the head's ranges refer to.
+    pub buf: &'a [u8],
+    pub head: &'a RequestHead,
+    pub body: Vec<u8>,
+    pub conn: &'a ConnInfo,
+}
+
+/// Header names (lower-case) with pre-interned environ keys.
+const COMMON_HEADERS: [(&str, &str); 24] = [
+    ("host", "HTTP_HOST"),
+    ("user-agent", "HTTP_USER_AGENT"),
+    ("accept", "HTTP_ACCEPT"),
+    ("accept-encoding", "HTTP_ACCEPT_ENCODING"),
+    ("accept-language", "HTTP_ACCEPT_LANGUAGE"),
+    ("connection", "HTTP_CONNECTION"),
+    ("cookie", "HTTP_COOKIE"),
+    ("referer", "HTTP_REFERER"),
+    ("cache-control", "HTTP_CACHE_CONTROL"),
+    ("authorization", "HTTP_AUTHORIZATION"),
+    ("origin", "HTTP_ORIGIN"),
+    ("pragma", "HTTP_PRAGMA"),
+    ("if-none-match", "HTTP_IF_NONE_MATCH"),
+    ("if-modified-since", "HTTP_IF_MODIFIED_SINCE"),
+    ("x-forwarded-for", "HTTP_X_FORWARDED_FOR"),
+    ("x-forwarded-proto", "HTTP_X_FORWARDED_PROTO"),
+    ("x-forwarded-host", "HTTP_X_FORWARDED_HOST"),
+    ("x-real-ip", "HTTP_X_REAL_IP"),
+    ("x-requested-with", "HTTP_X_REQUESTED_WITH"),
+    (
+        "upgrade-insecure-requests",
+        "HTTP_UPGRADE_INSECURE_REQUESTS",
+    ),
+    ("sec-fetch-mode", "HTTP_SEC_FETCH_MODE"),
+    ("sec-fetch-site", "HTTP_SEC_FETCH_SITE"),
+    ("sec-fetch-dest", "HTTP_SEC_FETCH_DEST"),
+    ("expect", "HTTP_EXPECT"),
+];
+
+const METHODS: [&str; 9] = [
+    "GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE",
+];
+
+pub struct EnvironBuilder {
+    template: Py<PyDict>,
+    k_method: Py<PyString>,
+    k_path_info: Py<PyString>,
+    k_query: Py<PyString>,
+    k_content_type: Py<PyString>,
+    k_content_length: Py<PyString>,
+    k_server_name: Py<PyString>,
+    k_server_port: Py<PyString>,
+    k_protocol: Py<PyString>,
+    k_remote_addr: Py<PyString>,
+    k_remote_port: Py<PyString>,
+    k_request_uri: Py<PyString>,
+    k_raw_uri: Py<PyString>,
+    k_input: Py<PyString>,
+    headers: Vec<(&'static str, Py<PyString>)>,
+    methods: Vec<Py<PyString>>,
+    http10: Py<PyString>,
+    http11: Py<PyString>,
+    path: Vec<u8>,
+    key: String,
+}
+
+fn intern(py: Python<'_>, s: &str) -> Py<PyString> {
+    PyString::intern(py, s).unbind()
+}
+
+/// Bytes as a latin-1 `str` (PEP 3333's "bytes in a str" convention).
+fn latin1_str<'py>(py: Python<'py>, b: &[u8]) -> Bound<'py, PyString> {
+    match std::str::from_utf8(b) {
+        Ok(s) if b.is_ascii() => PyString::new(py, s),
+        _ => PyString::new(py, &b.iter().map(|&c| char::from(c)).collect::<String>()),
+    }
+}
+
+impl EnvironBuilder {
+    pub fn new(py: Python<'_>) -> PyResult<EnvironBuilder> {
+        let template = PyDict::new(py);
+        template.set_item("wsgi.version", PyTuple::new(py, [1, 0])?)?;
+        template.set_item("wsgi.url_scheme", "http")?;
+        template.set_item("wsgi.multithread", false)?;
+        template.set_item("wsgi.multiprocess", true)?;
+        template.set_item("wsgi.run_once", false)?;
+        template.set_item("wsgi.input_terminated", true)?;
+        template.set_item("wsgi.errors", Py::new(py, Errors::new())?)?;
+        template.set_item("SCRIPT_NAME", "")?;
+        template.set_item(
+            "SERVER_SOFTWARE",
+            concat!("rwsgi/", env!("CARGO_PKG_VERSION")),
+        )?;
+        template.set_item("QUERY_STRING", "")?;
+        Ok(EnvironBuilder {
+            template: template.unbind(),
+            k_method: intern(py, "REQUEST_METHOD"),
+            k_path_info: intern(py, "PATH_INFO"),
+            k_query: intern(py, "QUERY_STRING"),
+            k_content_type: intern(py, "CONTENT_TYPE"),
+            k_content_length: intern(py, "CONTENT_LENGTH"),
+            k_server_name: intern(py, "SERVER_NAME"),
+            k_server_port: intern(py, "SERVER_PORT"),
+            k_protocol: intern(py, "SERVER_PROTOCOL"),
+            k_remote_addr: intern(py, "REMOTE_ADDR"),
+            k_remote_port: intern(py, "REMOTE_PORT"),
+            k_request_uri: intern(py, "REQUEST_URI"),
+            k_raw_uri: intern(py, "RAW_URI"),
+            k_input: intern(py, "wsgi.input"),
+            headers: COMMON_HEADERS
+                .iter()
+                .map(|(name, key)| (*name, intern(py, key)))
+                .collect(),
+            methods: METHODS.iter().map(|m| intern(py, m)).collect(),
+            http10: intern(py, "HTTP/1.0"),
+            http11: intern(py, "HTTP/1.1"),
+            path: Vec::with_capacity(256),
+            key: String::with_capacity(64),
+        })
+    }
+
+    /// Builds the environ of one HTTP request.
+    pub fn build<'py>(
+        &mut self,
+        py: Python<'py>,
+        req: HttpRequest<'_>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let buf = req.buf;
+        let head = req.head;
+        let env = self.template.bind(py).copy()?;
+
+        let method = &buf[head.method.clone()];
+        match METHODS.iter().position(|m| m.as_bytes() == method) {
+            Some(i) => env.set_item(&self.k_method, &self.methods[i])?,
+            None => env.set_item(&self.k_method, latin1_str(py, method))?,
+        }
+        percent_decode(&buf[head.path.clone()], &mut self.path);
+        env.set_item(&self.k_path_info, latin1_str(py, &self.path))?;
+        if !head.query.is_empty() {
+            env.set_item(&self.k_query, latin1_str(py, &buf[head.query.clone()]))?;
+        }
+        let target = latin1_str(py, &buf[head.target.clone()]);
+        env.set_item(&self.k_request_uri, &target)?;
+        env.set_item(&self.k_raw_uri, &target)?;
+        let proto = match head.version() {
+            crate::protocol::http::Version::Http10 => &self.http10,
+            crate::protocol::http::Version::Http11 => &self.http11,
+        };
+        env.set_item(&self.k_protocol, proto)?;
+        env.set_item(&self.k_remote_addr, &req.conn.remote_addr)?;
+        env.set_item(&self.k_remote_port, &req.conn.remote_port)?;
+
+        let (mut server_name, mut server_port) = (None, None);
+        for h in &head.headers {
+            let name = &buf[h.name.clone()];
+            let value = &buf[h.value.clone()];
+            if name.eq_ignore_ascii_case(b"content-type") {
+                env.set_item(&self.k_content_type, latin1_str(py, value))?;
+                continue;
+            }
+            if name.eq_ignore_ascii_case(b"content-length")
+                || name.eq_ignore_ascii_case(b"transfer-encoding")
+            {
+                continue; // CONTENT_LENGTH is set from the body actually read
+            }
+            if name.contains(&b'_') {
+                // `X_Forwarded_For` would collide with `X-Forwarded-For` in the
+                // environ; dropping it prevents spoofing (as nginx and Gunicorn do).
+                continue;
+            }
+            if name.eq_ignore_ascii_case(b"host") {
+                let (n, p) = split_host(value);
+                server_name = Some(n);
+                // No port in Host: the scheme's default, as Gunicorn does.
+                server_port = Some(p.unwrap_or(b"80"));
+            }
+            let key = self.header_key(py, name);
+            let value = latin1_str(py, value);
+            match env.get_item(&key)? {
+                Some(old) => {
+                    let sep = if name.eq_ignore_ascii_case(b"cookie") {
+                        "; "
+                    } else {
+                        ", "
+                    };
+                    let joined = format!(
+                        "{}{sep}{}",
+                        old.cast::<PyString>()?.to_str()?,
+                        value.to_str()?
+                    );
+                    env.set_item(&key, joined)?;
+                }
+                None => env.set_item(&key, value)?,
+            }
+        }
+        match server_name {
+            Some(n) => env.set_item(&self.k_server_name, latin1_str(py, n))?,
+            None => env.set_item(&self.k_server_name, &req.conn.server_name)?,
+        }
+        match server_port {
+            Some(p) => env.set_item(&self.k_server_port, latin1_str(py, p))?,
+            None => env.set_item(&self.k_server_port, &req.conn.server_port)?,
+        }
+        if head.body_framing() != BodyFraming::None || !req.body.is_empty() {
+            env.set_item(&self.k_content_length, req.body.len().to_string())?;
+        }
+        env.set_item(&self.k_input, Py::new(py, Input::new(req.body))?)?;
+        Ok(env)
+    }
+
+    fn header_key<'py>(&mut self, py: Python<'py>, name: &[u8]) -> Bound<'py, PyString> {
+        if let Some((_, key)) = self
+            .headers
+            .iter()
+            .find(|(n, _)| n.len() == name.len() && n.as_bytes().eq_ignore_ascii_case(name))
+        {
+            return key.bind(py).clone();
+        }
+        self.key.clear();
+        self.key.push_str("HTTP_");
+        for &b in name {
+            self.key.push(match b {
+                b'-' => '_',
+                _ => char::from(b.to_ascii_uppercase()),
+            });
+        }
+        PyString::new(py, &self.key)
+    }
+}
+
+/// Splits a Host header value into name and port (`[::1]:8000` aware).
+fn split_host(v: &[u8]) -> (&[u8], Option<&[u8]>) {
+    let port_at = if v.first() == Some(&b'[') {
+        v.iter()
+            .position(|&b| b == b']')
+            .and_then(|i| (v.get(i + 1) == Some(&b':')).then_some(i + 1))
+    } else {
+        v.iter().rposition(|&b| b == b':')
+    };
+    match port_at {
+        Some(i) => (&v[..i], Some(&v[i + 1..])),
+        None => (v, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_host;
+
+    #[test]
+    fn host_splitting() {
+        assert_eq!(split_host(b"example.com"), (&b"example.com"[..], None));
+        assert_eq!(
+            split_host(b"example.com:81"),
+            (&b"example.com"[..], Some(&b"81"[..]))
+        );
+        assert_eq!(
+            split_host(b"[::1]:8000"),
+            (&b"[::1]"[..], Some(&b"8000"[..]))
+        );
+        assert_eq!(split_host(b"[::1]"), (&b"[::1]"[..], None));
+    }
+}
