@@ -1,17 +1,7 @@
 //! rwsgi: parse the flags, load the configuration, run the master, exit.
 
-mod cli;
-mod config;
-mod log;
-mod master;
-mod protocol;
-mod scoreboard;
-mod socket;
-mod sys;
-mod worker;
-mod wsgi;
-
 use clap::Parser;
+use rwsgi::{cli, config, log, master, socket, sys, worker};
 
 /// Exit codes (documented in rwsgi(1)).
 const EXIT_CONFIG: i32 = 2;

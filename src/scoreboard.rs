@@ -125,7 +125,7 @@ impl Scoreboard {
     }
 
     pub fn slots(&self) -> &[Slot] {
-        debug_assert!(self.map.len() >= MAX_SLOTS * std::mem::size_of::<Slot>());
+        debug_assert!(self.map.size() >= MAX_SLOTS * std::mem::size_of::<Slot>());
         // SAFETY: the mapping is page-aligned, zero-filled (a valid Slot of atomics),
         // MAX_SLOTS slots long, and lives as long as `self`. Slots are only accessed
         // through atomics, so concurrent access from other processes is sound.

@@ -410,7 +410,8 @@ impl SharedMap {
         self.ptr
     }
 
-    pub fn len(&self) -> usize {
+    /// Size of the mapping in bytes.
+    pub fn size(&self) -> usize {
         self.len
     }
 }

@@ -1,0 +1,14 @@
+//! rwsgi as a library: the binary (`main.rs`) is a thin shell over these
+//! modules, and fuzz targets link the pure parsers in `protocol`.
+//! Module map and dependency rules: DESIGN.md §6.
+
+pub mod cli;
+pub mod config;
+pub mod log;
+pub mod master;
+pub mod protocol;
+pub mod scoreboard;
+pub mod socket;
+pub mod sys;
+pub mod worker;
+pub mod wsgi;
