@@ -80,6 +80,30 @@ pub struct Cli {
     #[arg(long, value_name = "SECONDS")]
     pub shutdown_timeout: Option<u64>,
 
+    /// Retire a worker after N requests (its replacement starts first); 0 = never [default: 0]
+    #[arg(long, visible_alias = "max-requests-per-worker", value_name = "N")]
+    pub max_requests: Option<u64>,
+
+    /// Add a random 0..=J to each worker's --max-requests, so workers do not retire together [default: 0]
+    #[arg(long, value_name = "J")]
+    pub max_requests_jitter: Option<u64>,
+
+    /// Retire a worker whose resident memory exceeds MB megabytes; 0 = never [default: 0]
+    #[arg(long, value_name = "MB")]
+    pub reload_on_rss: Option<u64>,
+
+    /// Kill and replace a worker whose request runs longer than SECONDS; 0 = never [default: 0]
+    #[arg(long, visible_alias = "timeout", value_name = "SECONDS")]
+    pub harakiri: Option<u64>,
+
+    /// A worker is not recycled (max-requests, rss) before it has lived SECONDS [default: 1]
+    #[arg(long, value_name = "SECONDS")]
+    pub min_worker_lifetime: Option<u64>,
+
+    /// On SIGTERM, keep serving SECONDS before draining (for load balancers) [default: 0]
+    #[arg(long, value_name = "SECONDS")]
+    pub shutdown_delay: Option<u64>,
+
     /// How HUP replaces workers: `rolling` (one at a time) or `all` [default: rolling]
     #[arg(long, value_name = "MODE")]
     pub reload_mode: Option<String>,

@@ -51,7 +51,13 @@ pub struct Slot {
     tx_bytes: AtomicU64,
     rss_bytes: AtomicU64,
     spawned_at_us: AtomicU64,
+    /// `METHOD target` of the current request (for the harakiri log line):
+    /// byte 0 is the length, then up to LABEL_BYTES bytes, packed in atomics.
+    label: [AtomicU64; LABEL_WORDS],
 }
+
+const LABEL_WORDS: usize = 16;
+const LABEL_BYTES: usize = LABEL_WORDS * 8 - 1;
 
 impl Slot {
     pub fn pid(&self) -> i32 {
@@ -62,6 +68,44 @@ impl Slot {
     }
     pub fn requests(&self) -> u64 {
         self.requests.load(Relaxed)
+    }
+    pub fn request_start_us(&self) -> u64 {
+        self.request_start_us.load(Relaxed)
+    }
+    pub fn rss_bytes(&self) -> u64 {
+        self.rss_bytes.load(Relaxed)
+    }
+    pub fn set_rss(&self, bytes: u64) {
+        self.rss_bytes.store(bytes, Relaxed);
+    }
+
+    /// Worker: records what the current request is (truncated to fit).
+    pub fn set_label(&self, parts: &[&[u8]]) {
+        let mut bytes = [0u8; LABEL_WORDS * 8];
+        let mut n = 0;
+        for part in parts {
+            let take = part.len().min(LABEL_BYTES - n);
+            bytes[1 + n..1 + n + take].copy_from_slice(&part[..take]);
+            n += take;
+        }
+        bytes[0] = n as u8;
+        let words = (1 + n).div_ceil(8);
+        for (i, word) in self.label.iter().enumerate().take(words) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&bytes[i * 8..i * 8 + 8]);
+            word.store(u64::from_le_bytes(w), Relaxed);
+        }
+    }
+
+    /// Master: the current request's label (may be torn if read while the
+    /// worker writes it; only ever used in a log line).
+    pub fn label(&self) -> String {
+        let mut bytes = [0u8; LABEL_WORDS * 8];
+        for (i, word) in self.label.iter().enumerate() {
+            bytes[i * 8..i * 8 + 8].copy_from_slice(&word.load(Relaxed).to_le_bytes());
+        }
+        let n = usize::from(bytes[0]).min(LABEL_BYTES);
+        String::from_utf8_lossy(&bytes[1..1 + n]).into_owned()
     }
 
     /// Master: claim the slot for a freshly forked worker.
@@ -170,6 +214,11 @@ mod tests {
         assert_eq!(slot.end_request(13, true), 1);
         assert_eq!(slot.state(), WorkerState::Ready);
         assert_eq!(slot.requests(), 1);
+        slot.set_label(&[b"GET", b" ", b"/x"]);
+        assert_eq!(slot.label(), "GET /x");
+        let long = [b'a'; 300];
+        slot.set_label(&[&long]);
+        assert_eq!(slot.label().len(), LABEL_BYTES);
         slot.free();
         assert_eq!(sb.free_slot(), Some(0));
     }

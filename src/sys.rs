@@ -433,3 +433,12 @@ pub fn listen(fd: RawFd, backlog: u32) -> io::Result<()> {
     cvt(unsafe { libc::listen(fd, backlog) })?;
     Ok(())
 }
+
+/// This process's resident set size in bytes, from /proc/self/statm.
+pub fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no memory effects.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * u64::try_from(page).ok()?)
+}

@@ -43,7 +43,22 @@ pub struct Config {
     pub access_log: bool,
     pub limits: Limits,
     pub shutdown_timeout: Duration,
+    pub shutdown_delay: Duration,
     pub reload_mode: ReloadMode,
+    pub recycle: Recycle,
+}
+
+/// When workers are recycled or killed (DESIGN §2).
+#[derive(Debug, Clone, Copy)]
+pub struct Recycle {
+    /// 0 means never.
+    pub max_requests: u64,
+    pub max_requests_jitter: u64,
+    /// Bytes; 0 means never.
+    pub reload_on_rss: u64,
+    /// `None` means no request time limit.
+    pub harakiri: Option<Duration>,
+    pub min_worker_lifetime: Duration,
 }
 
 /// Per-request limits and timeouts.
@@ -176,7 +191,16 @@ impl Config {
             "all" => ReloadMode::All,
             other => return err(format!("--reload-mode {other:?}: use rolling or all")),
         };
+        let recycle = Recycle {
+            max_requests: cli.max_requests.unwrap_or(0),
+            max_requests_jitter: cli.max_requests_jitter.unwrap_or(0),
+            reload_on_rss: cli.reload_on_rss.unwrap_or(0).saturating_mul(1024 * 1024),
+            harakiri: cli.harakiri.filter(|&s| s > 0).map(Duration::from_secs),
+            min_worker_lifetime: Duration::from_secs(cli.min_worker_lifetime.unwrap_or(1)),
+        };
         Ok(Config {
+            recycle,
+            shutdown_delay: Duration::from_secs(cli.shutdown_delay.unwrap_or(0)),
             reload_mode,
             listen,
             backlog: cli.listen.unwrap_or(1024).max(1),

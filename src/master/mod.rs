@@ -47,22 +47,45 @@ pub const EXIT_APP_LOAD_ERROR: i32 = 4;
 /// atomically (well under PIPE_BUF): kind, 0, slot as u16 little-endian.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Notice {
+    /// The app is loaded and the worker is serving.
     Ready,
+    /// The worker wants to be recycled (its successor should start first).
+    Retire(RetireReason),
+}
+
+/// Why a worker asks to be recycled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetireReason {
+    MaxRequests,
+    Rss,
+}
+
+impl RetireReason {
+    pub fn flag(self) -> &'static str {
+        match self {
+            RetireReason::MaxRequests => "--max-requests",
+            RetireReason::Rss => "--reload-on-rss",
+        }
+    }
 }
 
 impl Notice {
     pub fn encode(self, slot: usize) -> [u8; 4] {
         let s = (slot as u16).to_le_bytes();
-        let kind = match self {
-            Notice::Ready => 1,
+        let (kind, arg) = match self {
+            Notice::Ready => (1, 0),
+            Notice::Retire(RetireReason::MaxRequests) => (2, 1),
+            Notice::Retire(RetireReason::Rss) => (2, 2),
         };
-        [kind, 0, s[0], s[1]]
+        [kind, arg, s[0], s[1]]
     }
 
     fn decode(b: &[u8]) -> Option<(Notice, usize)> {
         let slot = usize::from(u16::from_le_bytes([b[2], b[3]]));
-        match b[0] {
-            1 => Some((Notice::Ready, slot)),
+        match (b[0], b[1]) {
+            (1, _) => Some((Notice::Ready, slot)),
+            (2, 1) => Some((Notice::Retire(RetireReason::MaxRequests), slot)),
+            (2, 2) => Some((Notice::Retire(RetireReason::Rss), slot)),
             _ => None,
         }
     }
@@ -93,6 +116,8 @@ pub struct Master {
     started: Instant,
     /// When the shutdown grace ends and stragglers are killed.
     kill_at: Option<Instant>,
+    /// When a `--shutdown-delay` ends and the drain starts.
+    drain_at: Option<Instant>,
     exit_code: i32,
 }
 
@@ -130,6 +155,7 @@ impl Master {
             phase: Phase::Starting,
             started: Instant::now(),
             kill_at: None,
+            drain_at: None,
             exit_code: 0,
         })
     }
@@ -183,8 +209,19 @@ impl Master {
 
     fn next_timeout(&self) -> Duration {
         let now = Instant::now();
-        let mut t = Duration::from_secs(1);
-        for at in [self.kill_at, self.pool.respawn_at()].into_iter().flatten() {
+        // With --harakiri the scoreboard is checked often enough to end a
+        // request within the limit plus a fraction of a second.
+        let mut t = match self.config.recycle.harakiri {
+            Some(_) => Duration::from_millis(200),
+            None => Duration::from_secs(1),
+        };
+        let timers = [
+            self.kill_at,
+            self.drain_at,
+            self.pool.respawn_at(),
+            self.pool.next_retire(),
+        ];
+        for at in timers.into_iter().flatten() {
             t = t.min(at.saturating_duration_since(now));
         }
         t
@@ -219,19 +256,41 @@ impl Master {
         if self.phase == Phase::ShuttingDown && graceful {
             return;
         }
+        log::info!(
+            "{}: {} shutdown of {} worker(s)",
+            sys::signal_name(sig),
+            if graceful { "graceful" } else { "fast" },
+            self.pool.len(),
+        );
+        self.set_phase(Phase::ShuttingDown);
+        let delay = self.config.shutdown_delay;
+        if graceful && !delay.is_zero() && self.drain_at.is_none() {
+            log::info!(
+                "still serving for {} s before draining (--shutdown-delay)",
+                delay.as_secs()
+            );
+            self.drain_at = Some(Instant::now() + delay);
+            return;
+        }
+        self.drain_at = None;
+        self.drain(graceful);
+    }
+
+    /// Stops the workers. The master closes its copies of the listeners, so
+    /// once the workers have taken what waits in the queue and closed theirs,
+    /// new connections are refused rather than accepted and then reset.
+    fn drain(&mut self, graceful: bool) {
         let grace = if graceful {
             self.config.shutdown_timeout
         } else {
             Duration::from_secs(1)
         };
         log::info!(
-            "{}: {} shutdown of {} worker(s) (killing stragglers after {:?})",
-            sys::signal_name(sig),
-            if graceful { "graceful" } else { "fast" },
+            "draining {} worker(s); killing stragglers after {} s",
             self.pool.len(),
-            grace
+            grace.as_secs_f32()
         );
-        self.set_phase(Phase::ShuttingDown);
+        self.listeners.clear();
         self.pool.stop_all(if graceful {
             libc::SIGTERM
         } else {
@@ -282,8 +341,16 @@ impl Master {
                 break;
             }
             for msg in buf[..n].chunks_exact(4) {
-                if let Some((Notice::Ready, slot)) = Notice::decode(msg) {
-                    self.on_ready(slot);
+                match Notice::decode(msg) {
+                    Some((Notice::Ready, slot)) => self.on_ready(slot),
+                    Some((Notice::Retire(reason), slot)) => {
+                        if self.phase != Phase::ShuttingDown {
+                            let min = self.config.recycle.min_worker_lifetime;
+                            self.pool.retire(slot, reason.flag(), min);
+                            self.fill_pool();
+                        }
+                    }
+                    None => log::warn!("unknown notice from a worker: {msg:?}"),
                 }
             }
         }
@@ -308,14 +375,12 @@ impl Master {
                 );
                 self.set_phase(Phase::Running);
             }
-            Phase::Reloading => {
-                // One new worker ready: one old worker may go.
-                self.pool.stop_one_old(&self.scoreboard);
-                self.fill_pool();
-                self.finish_reload_if_done();
-            }
             _ => {}
         }
+        // A ready worker may free one being replaced (reload or recycling).
+        self.pool.rebalance(&self.scoreboard);
+        self.fill_pool();
+        self.finish_reload_if_done();
     }
 
     fn finish_reload_if_done(&mut self) {
@@ -361,6 +426,25 @@ impl Master {
     }
 
     fn on_timers(&mut self) {
+        if self.drain_at.is_some_and(|at| Instant::now() >= at) {
+            self.drain_at = None;
+            self.drain(true);
+        }
+        if self.phase != Phase::ShuttingDown {
+            if let Some(limit) = self.config.recycle.harakiri {
+                if self.pool.harakiri(limit, &self.scoreboard) > 0 {
+                    self.fill_pool();
+                }
+            }
+            if self
+                .pool
+                .next_retire()
+                .is_some_and(|at| Instant::now() >= at)
+            {
+                self.pool.retire_due();
+                self.fill_pool();
+            }
+        }
         if let Some(at) = self.kill_at {
             if Instant::now() >= at && !self.pool.is_empty() {
                 log::warn!(

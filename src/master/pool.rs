@@ -43,6 +43,10 @@ pub struct Worker {
     pub spawned: Instant,
     pub ready: bool,
     pub stopping: bool,
+    /// Asked to be recycled; stopped once a successor is ready.
+    pub retiring: bool,
+    /// A recycle request deferred until `--min-worker-lifetime` has passed.
+    pub retire_at: Option<Instant>,
 }
 
 /// What reaping a pid meant.
@@ -98,10 +102,112 @@ impl Pool {
         self.respawn_at
     }
 
+    /// Workers of the current generation that are meant to keep serving.
     fn current(&self) -> impl Iterator<Item = &Worker> {
         self.workers
             .iter()
-            .filter(move |w| w.generation == self.generation && !w.stopping)
+            .filter(move |w| w.generation == self.generation && !w.stopping && !w.retiring)
+    }
+
+    /// Workers waiting to be replaced: an older generation, or retiring.
+    fn replaceable(&self, w: &Worker) -> bool {
+        !w.stopping && (w.generation < self.generation || w.retiring)
+    }
+
+    /// Stops replaceable workers while the ready current workers plus the
+    /// replaceable ones exceed the target: a worker being replaced is only
+    /// stopped once a successor is ready, so capacity never dips.
+    pub fn rebalance(&mut self, scoreboard: &Scoreboard) {
+        loop {
+            let ready = self.current().filter(|w| w.ready).count();
+            let replaceable = self.workers.iter().filter(|w| self.replaceable(w)).count();
+            if replaceable == 0 || ready + replaceable <= self.target {
+                return;
+            }
+            let generation = self.generation;
+            let pick = self
+                .workers
+                .iter()
+                .position(|w| !w.stopping && w.generation < generation)
+                .or_else(|| self.workers.iter().position(|w| !w.stopping && w.retiring));
+            match pick {
+                Some(i) => Self::stop(&mut self.workers[i], scoreboard),
+                None => return,
+            }
+        }
+    }
+
+    /// A worker asked to be recycled: mark it retiring (so a successor is
+    /// spawned), or defer that until it has lived `min_lifetime`.
+    pub fn retire(&mut self, slot: usize, why: &str, min_lifetime: Duration) {
+        let Some(w) = self.workers.iter_mut().find(|w| w.slot == slot) else {
+            return;
+        };
+        if w.stopping || w.retiring || w.retire_at.is_some() {
+            return;
+        }
+        let due = w.spawned + min_lifetime;
+        if Instant::now() < due {
+            log::debug!(
+                "worker {} recycle ({why}) deferred by --min-worker-lifetime",
+                w.id
+            );
+            w.retire_at = Some(due);
+        } else {
+            log::info!(
+                "worker {} (pid {}) retiring ({why}); starting its successor",
+                w.id,
+                w.pid
+            );
+            w.retiring = true;
+        }
+    }
+
+    /// Deferred recycle requests whose time has come.
+    pub fn retire_due(&mut self) {
+        let now = Instant::now();
+        for w in &mut self.workers {
+            if w.retire_at.is_some_and(|at| now >= at) && !w.stopping {
+                log::info!(
+                    "worker {} (pid {}) retiring; starting its successor",
+                    w.id,
+                    w.pid
+                );
+                w.retire_at = None;
+                w.retiring = true;
+            }
+        }
+    }
+
+    /// The earliest deferred recycle.
+    pub fn next_retire(&self) -> Option<Instant> {
+        self.workers.iter().filter_map(|w| w.retire_at).min()
+    }
+
+    /// Kills workers whose current request has run longer than `limit`
+    /// (`--harakiri`); they are replaced like any stopped worker.
+    pub fn harakiri(&mut self, limit: Duration, scoreboard: &Scoreboard) -> usize {
+        let now = now_us();
+        let mut killed = 0;
+        for w in self.workers.iter_mut().filter(|w| !w.stopping) {
+            let slot = scoreboard.slot(w.slot);
+            let start = slot.request_start_us();
+            if start == 0 || now.saturating_sub(start) <= limit.as_micros() as u64 {
+                continue;
+            }
+            log::error!(
+                "harakiri: worker {} (pid {}) has been serving \"{}\" for {:.1} s (limit --harakiri {}); killing it",
+                w.id,
+                w.pid,
+                slot.label(),
+                now.saturating_sub(start) as f64 / 1e6,
+                limit.as_secs()
+            );
+            w.stopping = true;
+            sys::kill(w.pid, libc::SIGKILL);
+            killed += 1;
+        }
+        killed
     }
 
     pub fn all_ready(&self) -> bool {
@@ -166,6 +272,8 @@ impl Pool {
                 spawned: Instant::now(),
                 ready: false,
                 stopping: false,
+                retiring: false,
+                retire_at: None,
             });
         }
         Ok(())
@@ -201,18 +309,6 @@ impl Pool {
         self.generation += 1;
         self.quick_deaths = 0;
         self.respawn_at = None;
-    }
-
-    /// Retires one worker of an older generation (a new one just became ready).
-    pub fn stop_one_old(&mut self, scoreboard: &Scoreboard) {
-        let generation = self.generation;
-        if let Some(w) = self
-            .workers
-            .iter_mut()
-            .find(|w| w.generation < generation && !w.stopping)
-        {
-            Self::stop(w, scoreboard);
-        }
     }
 
     /// True once no worker of an older generation is left.

@@ -3,3 +3,4 @@
 
 pub mod date;
 pub mod http;
+pub mod uwsgi;

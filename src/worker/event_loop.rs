@@ -56,6 +56,9 @@ pub struct EventLoop<'a> {
     pub(super) bridge: Bridge,
     pub(super) date: super::serve::DateCache,
     pub(super) stopping: bool,
+    pub(super) recycler: super::recycle::Recycler,
+    pub(super) notify_fd: std::os::fd::RawFd,
+    pub(super) slot_index: usize,
     exit_now: bool,
     accept_more: bool,
     next_sweep: Instant,
@@ -118,6 +121,12 @@ impl<'a> EventLoop<'a> {
             bridge,
             date: super::serve::DateCache::new(),
             stopping: false,
+            recycler: super::recycle::Recycler::new(
+                &ctx.config.recycle,
+                u64::from(sys::getpid().unsigned_abs()) ^ crate::scoreboard::now_us(),
+            ),
+            notify_fd: ctx.notify_fd,
+            slot_index: ctx.slot,
             exit_now: false,
             accept_more: false,
             next_sweep: Instant::now() + Duration::from_secs(1),
@@ -148,7 +157,9 @@ impl<'a> EventLoop<'a> {
                 match self.tokens[i] {
                     SIGNAL => self.on_signals(),
                     Token(t) if t >= CONN_BASE => self.on_readable(t - CONN_BASE),
-                    Token(t) => self.accept(t - LISTENER_BASE),
+                    Token(t) => {
+                        self.accept(t - LISTENER_BASE);
+                    }
                 }
             }
             if accept_again {
@@ -193,6 +204,12 @@ impl<'a> EventLoop<'a> {
         if self.stopping {
             return;
         }
+        // Take what already waits in the accept queue before letting go of
+        // the listeners: those clients connected while we were serving and
+        // are answered (with `Connection: close`), not reset.
+        for i in 0..self.listeners.len() {
+            while self.accept(i) {}
+        }
         self.stopping = true;
         self.slot
             .set_state(crate::scoreboard::WorkerState::Stopping);
@@ -216,13 +233,15 @@ impl<'a> EventLoop<'a> {
         self.next_sweep = self.next_sweep.min(grace);
     }
 
-    fn accept(&mut self, i: usize) {
+    /// Accepts up to a batch of connections; true if the batch was full (the
+    /// queue may hold more).
+    fn accept(&mut self, i: usize) -> bool {
         if self.stopping {
-            return;
+            return false;
         }
         for _ in 0..ACCEPT_BATCH {
             let Some(Some(l)) = self.listeners.get(i) else {
-                return;
+                return false;
             };
             let accepted = match &l.socket {
                 ListenSocket::Tcp(s) => s.accept().map(|(stream, peer)| {
@@ -239,11 +258,11 @@ impl<'a> EventLoop<'a> {
             };
             let (stream, remote_addr, remote_port) = match accepted {
                 Ok(a) => a,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     log::warn!("worker {}: accept failed: {e}", self.id);
-                    return;
+                    return false;
                 }
             };
             let info = ConnInfo {
@@ -255,7 +274,7 @@ impl<'a> EventLoop<'a> {
             let deadline = Instant::now() + self.config.limits.http_timeout;
             let idx = self.conns.insert(Conn::new(stream, info, deadline));
             let Some(conn) = self.conns.get_mut(idx) else {
-                return;
+                return false;
             };
             if let Err(e) = self.poll.registry().register(
                 conn.stream.source(),
@@ -271,6 +290,7 @@ impl<'a> EventLoop<'a> {
             self.on_readable(idx);
         }
         self.accept_more = true;
+        true
     }
 
     fn on_readable(&mut self, idx: usize) {

@@ -3,6 +3,7 @@
 
 mod conn;
 mod event_loop;
+mod recycle;
 mod serve;
 mod slab;
 

@@ -6,6 +6,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::conn::{Progress, State};
 use super::event_loop::EventLoop;
+use crate::master::Notice;
 use crate::protocol::date::{http_date, DATE_LEN};
 use crate::protocol::http::{self, HttpError};
 use crate::scoreboard::now_us;
@@ -146,6 +147,7 @@ impl EventLoop<'_> {
             target: &conn.buf[head.target.clone()],
         };
         let started = Instant::now();
+        self.slot.set_label(&[label.method, b" ", label.target]);
         self.slot.begin_request(now_us());
         let outcome = self.bridge.call(
             gil,
@@ -158,7 +160,7 @@ impl EventLoop<'_> {
             params,
             &label,
         );
-        self.slot.end_request(outcome.body_bytes, outcome.exception);
+        let served = self.slot.end_request(outcome.body_bytes, outcome.exception);
         if self.config.access_log {
             crate::log::access(
                 &conn.info.remote_addr,
@@ -170,6 +172,20 @@ impl EventLoop<'_> {
                 started.elapsed().as_micros() as u64,
                 self.id,
             );
+        }
+        if let Some(reason) = self
+            .recycler
+            .after_request(served, self.slot, Instant::now())
+        {
+            log::info!(
+                "worker {} asks to be recycled ({}) after {served} request(s)",
+                self.id,
+                reason.flag()
+            );
+            let notice = Notice::Retire(reason).encode(self.slot_index);
+            if let Err(e) = sys::write_pipe(self.notify_fd, &notice) {
+                log::warn!("worker {}: cannot notify the master: {e}", self.id);
+            }
         }
         if !outcome.keep_alive {
             self.close(idx);
