@@ -20,6 +20,27 @@ pub struct Cli {
     #[arg(long = "http", visible_alias = "http-socket", value_name = "ADDR")]
     pub http: Vec<String>,
 
+    /// Serve the uwsgi protocol (nginx `uwsgi_pass`) on ADDR: HOST:PORT or a unix socket path; repeatable
+    #[arg(
+        long = "socket",
+        short = 's',
+        visible_alias = "uwsgi-socket",
+        value_name = "ADDR"
+    )]
+    pub socket: Vec<String>,
+
+    /// Permissions of unix sockets (octal) [default: 666 when given without a value]
+    #[arg(long, value_name = "MODE", num_args = 0..=1, default_missing_value = "666")]
+    pub chmod_socket: Option<String>,
+
+    /// Owner of unix sockets: USER[:GROUP], names or numbers
+    #[arg(long, value_name = "USER[:GROUP]")]
+    pub chown_socket: Option<String>,
+
+    /// Remove unix socket files when rwsgi exits
+    #[arg(long)]
+    pub vacuum: bool,
+
     /// Number of worker processes [default: 1]
     #[arg(long, short = 'p', visible_alias = "workers", value_name = "N")]
     pub processes: Option<usize>,

@@ -18,7 +18,7 @@ fn main() {
     };
     log::init(config.log_level);
     sys::raise_nofile_limit();
-    let listeners = match socket::bind_all(&config.listen, config.backlog) {
+    let listeners = match socket::bind_all(&config.listen, config.backlog, &config.unix) {
         Ok(l) => l,
         Err(e) => {
             ::log::error!("{e}");

@@ -6,7 +6,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
-use crate::config::{ListenAddr, ListenSpec, Protocol};
+use crate::config::{ListenAddr, ListenSpec, Protocol, UnixSocketOptions};
 
 /// Where a listener is bound, after binding (port 0 resolved).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,14 +39,20 @@ impl Listener {
 }
 
 /// Binds every listener of the configuration; the error names the address.
-pub fn bind_all(specs: &[ListenSpec], backlog: u32) -> Result<Vec<Listener>, String> {
+pub fn bind_all(
+    specs: &[ListenSpec],
+    backlog: u32,
+    unix: &UnixSocketOptions,
+) -> Result<Vec<Listener>, String> {
     specs
         .iter()
-        .map(|spec| bind(spec, backlog).map_err(|e| format!("cannot listen on {}: {e}", spec.addr)))
+        .map(|spec| {
+            bind(spec, backlog, unix).map_err(|e| format!("cannot listen on {}: {e}", spec.addr))
+        })
         .collect()
 }
 
-fn bind(spec: &ListenSpec, backlog: u32) -> io::Result<Listener> {
+fn bind(spec: &ListenSpec, backlog: u32, unix: &UnixSocketOptions) -> io::Result<Listener> {
     let (fd, addr): (OwnedFd, BoundAddr) = match &spec.addr {
         ListenAddr::Tcp(a) => {
             // std sets SO_REUSEADDR, so a restart does not wait out TIME_WAIT.
@@ -59,6 +65,7 @@ fn bind(spec: &ListenSpec, backlog: u32) -> io::Result<Listener> {
             remove_stale_socket(path)?;
             let l = std::os::unix::net::UnixListener::bind(path)?;
             l.set_nonblocking(true)?;
+            apply_unix_options(path, unix)?;
             (l.into(), BoundAddr::Unix(path.clone()))
         }
     };
@@ -69,6 +76,53 @@ fn bind(spec: &ListenSpec, backlog: u32) -> io::Result<Listener> {
         addr,
         protocol: spec.protocol,
     })
+}
+
+/// `--chmod-socket` and `--chown-socket` on a freshly bound socket file.
+fn apply_unix_options(path: &Path, opts: &UnixSocketOptions) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(mode) = opts.mode {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    if let Some(owner) = &opts.owner {
+        let (user, group) = match owner.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (owner.as_str(), None),
+        };
+        let uid = resolve_user(user)?;
+        let gid = group.map(resolve_group).transpose()?;
+        std::os::unix::fs::chown(path, Some(uid), gid)?;
+    }
+    Ok(())
+}
+
+fn not_found(what: &str, name: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("--chown-socket: no {what} {name:?}"),
+    )
+}
+
+/// A user name or number to a uid.
+pub fn resolve_user(name: &str) -> io::Result<u32> {
+    if let Ok(uid) = name.parse() {
+        return Ok(uid);
+    }
+    match nix::unistd::User::from_name(name) {
+        Ok(Some(u)) => Ok(u.uid.as_raw()),
+        _ => Err(not_found("user", name)),
+    }
+}
+
+/// A group name or number to a gid.
+pub fn resolve_group(name: &str) -> io::Result<u32> {
+    if let Ok(gid) = name.parse() {
+        return Ok(gid);
+    }
+    match nix::unistd::Group::from_name(name) {
+        Ok(Some(g)) => Ok(g.gid.as_raw()),
+        _ => Err(not_found("group", name)),
+    }
 }
 
 /// A socket file left by a previous run is replaced; any other file at that

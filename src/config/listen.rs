@@ -9,12 +9,15 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
     Http,
+    /// The uwsgi binary protocol (nginx `uwsgi_pass`).
+    Uwsgi,
 }
 
 impl Protocol {
     pub fn name(self) -> &'static str {
         match self {
             Protocol::Http => "http",
+            Protocol::Uwsgi => "uwsgi",
         }
     }
 }

@@ -33,6 +33,7 @@ impl fmt::Display for AppSource {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: Vec<ListenSpec>,
+    pub unix: UnixSocketOptions,
     pub backlog: u32,
     pub processes: usize,
     pub app: AppSource,
@@ -46,6 +47,17 @@ pub struct Config {
     pub shutdown_delay: Duration,
     pub reload_mode: ReloadMode,
     pub recycle: Recycle,
+}
+
+/// What to do with unix socket files.
+#[derive(Debug, Clone, Default)]
+pub struct UnixSocketOptions {
+    /// `--chmod-socket`: permission bits.
+    pub mode: Option<u32>,
+    /// `--chown-socket`: `user[:group]`, resolved when binding.
+    pub owner: Option<String>,
+    /// `--vacuum`: remove socket files on exit.
+    pub vacuum: bool,
 }
 
 /// When workers are recycled or killed (DESIGN §2).
@@ -116,15 +128,39 @@ impl Config {
         validate_app(&app)?;
 
         let mut listen = Vec::new();
-        for a in &cli.http {
-            listen.push(ListenSpec {
-                addr: parse_listen(a).map_err(|e| ConfigError(format!("--http {a}: {e}")))?,
-                protocol: Protocol::Http,
-            });
+        for (flag, addrs, protocol) in [
+            ("--http", &cli.http, Protocol::Http),
+            ("--socket", &cli.socket, Protocol::Uwsgi),
+        ] {
+            for a in addrs {
+                listen.push(ListenSpec {
+                    addr: parse_listen(a).map_err(|e| ConfigError(format!("{flag} {a}: {e}")))?,
+                    protocol,
+                });
+            }
         }
         if listen.is_empty() {
-            return err("no socket to serve: pass --http ADDR (e.g. --http :8000)");
+            return err(
+                "no socket to serve: pass --http ADDR (e.g. --http :8000) or --socket ADDR for nginx",
+            );
         }
+        let unix = UnixSocketOptions {
+            mode: match &cli.chmod_socket {
+                Some(m) => Some(
+                    u32::from_str_radix(m, 8)
+                        .ok()
+                        .filter(|&v| v <= 0o7777)
+                        .ok_or_else(|| {
+                            ConfigError(format!(
+                                "--chmod-socket {m:?}: expected an octal mode like 660"
+                            ))
+                        })?,
+                ),
+                None => None,
+            },
+            owner: cli.chown_socket.clone(),
+            vacuum: cli.vacuum,
+        };
 
         let processes = cli.processes.unwrap_or(1);
         if processes == 0 {
@@ -199,6 +235,7 @@ impl Config {
             min_worker_lifetime: Duration::from_secs(cli.min_worker_lifetime.unwrap_or(1)),
         };
         Ok(Config {
+            unix,
             recycle,
             shutdown_delay: Duration::from_secs(cli.shutdown_delay.unwrap_or(0)),
             reload_mode,

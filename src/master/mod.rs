@@ -116,6 +116,8 @@ pub struct Master {
     started: Instant,
     /// When the shutdown grace ends and stragglers are killed.
     kill_at: Option<Instant>,
+    /// Unix socket files this master created (for `--vacuum`).
+    unix_paths: Vec<std::path::PathBuf>,
     /// When a `--shutdown-delay` ends and the drain starts.
     drain_at: Option<Instant>,
     exit_code: i32,
@@ -142,6 +144,13 @@ impl Master {
             // Workers inherit listeners across fork; exec'd programs must not.
             sys::set_cloexec(l.raw_fd(), true)?;
         }
+        let unix_paths = listeners
+            .iter()
+            .filter_map(|l| match &l.addr {
+                crate::socket::BoundAddr::Unix(p) => Some(p.clone()),
+                crate::socket::BoundAddr::Tcp(_) => None,
+            })
+            .collect();
         let pool = Pool::new(entry, config.processes, config.reload_mode);
         Ok(Master {
             config,
@@ -155,6 +164,7 @@ impl Master {
             phase: Phase::Starting,
             started: Instant::now(),
             kill_at: None,
+            unix_paths,
             drain_at: None,
             exit_code: 0,
         })
@@ -195,6 +205,14 @@ impl Master {
             }
             self.reap();
             self.on_timers();
+        }
+        if self.config.unix.vacuum {
+            for path in &self.unix_paths {
+                match std::fs::remove_file(path) {
+                    Ok(()) => log::info!("removed {} (--vacuum)", path.display()),
+                    Err(e) => log::warn!("--vacuum: cannot remove {}: {e}", path.display()),
+                }
+            }
         }
         log::info!("master exiting with code {}", self.exit_code);
         self.exit_code

@@ -8,8 +8,9 @@ use std::time::Instant;
 
 use mio::net::{TcpStream, UnixStream};
 
-use crate::config::Limits;
+use crate::config::{Limits, Protocol};
 use crate::protocol::http::{self, BodyFraming, HttpError, Parsed, RequestHead};
+use crate::protocol::uwsgi::{self, Packet, UwsgiError};
 use crate::wsgi::ConnInfo;
 
 /// Read granularity; a typical request head fits in one read.
@@ -69,10 +70,19 @@ pub enum Progress {
     TooLarge { length: u64, limit: u64 },
     /// The peer closed or the socket failed: drop the connection.
     Closed,
+    /// A uwsgi PING: answer it and close.
+    Ping,
+    /// A malformed uwsgi packet: log and close.
+    BadPacket(UwsgiError),
+    /// A uwsgi packet for a modifier we do not serve: log and close.
+    BadModifier(u8, u8),
 }
 
 pub struct Conn {
     pub stream: Stream,
+    pub protocol: Protocol,
+    /// The parsed head of the current request (the one `protocol` speaks).
+    pub packet: Packet,
     pub info: ConnInfo,
     pub buf: Vec<u8>,
     pub head: RequestHead,
@@ -85,9 +95,11 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(stream: Stream, info: ConnInfo, deadline: Instant) -> Conn {
+    pub fn new(stream: Stream, protocol: Protocol, info: ConnInfo, deadline: Instant) -> Conn {
         Conn {
             stream,
+            protocol,
+            packet: Packet::default(),
             info,
             buf: Vec::new(),
             head: RequestHead::default(),
@@ -149,52 +161,75 @@ impl Conn {
             if self.buf.is_empty() {
                 return Progress::Waiting;
             }
-            let parse_limits = http::Limits {
-                max_head: limits.buffer_size,
-                max_headers: limits.max_headers,
+            let (head_len, body) = match self.protocol {
+                Protocol::Http => match self.parse_http_head(limits) {
+                    Ok(v) => v,
+                    Err(p) => return p,
+                },
+                Protocol::Uwsgi => match self.parse_uwsgi_head(limits) {
+                    Ok(v) => v,
+                    Err(p) => return p,
+                },
             };
-            match http::parse_head(&self.buf, &parse_limits, &mut self.head) {
-                Parsed::Partial => return Progress::Waiting,
-                Parsed::Error(e) => return Progress::Refused(e),
-                Parsed::Complete => {}
+            if limits.limit_post > 0 && body > limits.limit_post {
+                return Progress::TooLarge {
+                    length: body,
+                    limit: limits.limit_post,
+                };
             }
-            let body = match self.head.body_framing() {
-                BodyFraming::None => 0,
-                BodyFraming::Length(n) => {
-                    if limits.limit_post > 0 && n > limits.limit_post {
-                        return Progress::TooLarge {
-                            length: n,
-                            limit: limits.limit_post,
-                        };
-                    }
-                    match usize::try_from(n) {
-                        Ok(n) => n,
-                        Err(_) => {
-                            return Progress::Refused(HttpError::BadRequest(
-                                "Content-Length too large",
-                            ))
-                        }
-                    }
-                }
-                BodyFraming::Chunked => {
-                    return Progress::Refused(HttpError::UnsupportedTransferEncoding)
-                }
+            let Some(end) = usize::try_from(body)
+                .ok()
+                .and_then(|b| b.checked_add(head_len))
+            else {
+                return Progress::Refused(HttpError::BadRequest("body length too large"));
             };
             self.sent_continue = false;
-            self.state = State::Body {
-                end: self.head.head_len + body,
-            };
+            self.state = State::Body { end };
         }
         if let State::Body { end } = self.state {
             if self.buf.len() >= end {
                 self.state = State::Ready { end };
-            } else if self.head.expect_continue && !self.sent_continue {
+            } else if self.protocol == Protocol::Http
+                && self.head.expect_continue
+                && !self.sent_continue
+            {
                 return Progress::WantsContinue;
             } else {
                 return Progress::Waiting;
             }
         }
         Progress::Ready
+    }
+
+    /// Parses an HTTP head: (head length, body length).
+    fn parse_http_head(&mut self, limits: &Limits) -> Result<(usize, u64), Progress> {
+        let parse_limits = http::Limits {
+            max_head: limits.buffer_size,
+            max_headers: limits.max_headers,
+        };
+        match http::parse_head(&self.buf, &parse_limits, &mut self.head) {
+            Parsed::Partial => return Err(Progress::Waiting),
+            Parsed::Error(e) => return Err(Progress::Refused(e)),
+            Parsed::Complete => {}
+        }
+        match self.head.body_framing() {
+            BodyFraming::None => Ok((self.head.head_len, 0)),
+            BodyFraming::Length(n) => Ok((self.head.head_len, n)),
+            BodyFraming::Chunked => Err(Progress::Refused(HttpError::UnsupportedTransferEncoding)),
+        }
+    }
+
+    /// Parses a uwsgi packet head: (head length, body length).
+    fn parse_uwsgi_head(&mut self, limits: &Limits) -> Result<(usize, u64), Progress> {
+        match uwsgi::parse_packet(&self.buf, limits.buffer_size, &mut self.packet) {
+            uwsgi::Parsed::Partial => Err(Progress::Waiting),
+            uwsgi::Parsed::Error(e) => Err(Progress::BadPacket(e)),
+            uwsgi::Parsed::Complete => match self.packet.modifier1 {
+                uwsgi::MODIFIER_WSGI => Ok((self.packet.head_len, self.packet.content_length)),
+                uwsgi::MODIFIER_PING => Err(Progress::Ping),
+                m => Err(Progress::BadModifier(m, self.packet.modifier2)),
+            },
+        }
     }
 
     /// Drops the served request from the buffer; pipelined bytes stay.

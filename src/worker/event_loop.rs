@@ -38,6 +38,7 @@ pub enum ListenSocket {
 
 struct Listener {
     socket: ListenSocket,
+    protocol: crate::config::Protocol,
     server_name: String,
     server_port: String,
 }
@@ -103,6 +104,7 @@ impl<'a> EventLoop<'a> {
                 .register(source, Token(LISTENER_BASE + i), Interest::READABLE)?;
             listeners.push(Some(Listener {
                 socket,
+                protocol: l.protocol,
                 server_name,
                 server_port,
             }));
@@ -272,7 +274,9 @@ impl<'a> EventLoop<'a> {
                 server_port: l.server_port.clone(),
             };
             let deadline = Instant::now() + self.config.limits.http_timeout;
-            let idx = self.conns.insert(Conn::new(stream, info, deadline));
+            let idx = self
+                .conns
+                .insert(Conn::new(stream, l.protocol, info, deadline));
             let Some(conn) = self.conns.get_mut(idx) else {
                 return false;
             };

@@ -6,12 +6,15 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::conn::{Progress, State};
 use super::event_loop::EventLoop;
+use crate::config::Protocol;
 use crate::master::Notice;
 use crate::protocol::date::{http_date, DATE_LEN};
+use crate::protocol::http::Version;
 use crate::protocol::http::{self, HttpError};
+use crate::protocol::uwsgi;
 use crate::scoreboard::now_us;
 use crate::sys;
-use crate::wsgi::{Gil, HttpRequest, ResponseParams};
+use crate::wsgi::{Gil, Head, Request, ResponseParams};
 
 /// The `Date` header value, formatted once per second.
 pub struct DateCache {
@@ -57,6 +60,15 @@ impl fmt::Display for Label<'_> {
     }
 }
 
+/// The client as logs name it (a unix socket peer has no address).
+fn peer(info: &crate::wsgi::ConnInfo) -> &str {
+    if info.remote_addr.is_empty() {
+        "a unix socket peer"
+    } else {
+        &info.remote_addr
+    }
+}
+
 impl EventLoop<'_> {
     pub(super) fn on_progress(&mut self, idx: usize, progress: Progress) {
         match progress {
@@ -87,6 +99,34 @@ impl EventLoop<'_> {
                 self.refuse(idx, 413);
             }
             Progress::Closed => self.close(idx),
+            Progress::Ping => {
+                if let Some(conn) = self.conns.get_mut(idx) {
+                    let pong = uwsgi::ping_response();
+                    let timeout = self.config.limits.http_timeout;
+                    let _ = sys::send_all(conn.stream.raw_fd(), &[&pong], timeout);
+                }
+                self.close(idx);
+            }
+            Progress::BadPacket(e) => {
+                if let Some(conn) = self.conns.get_mut(idx) {
+                    log::warn!(
+                        "closing a uwsgi connection from {}: {}",
+                        peer(&conn.info),
+                        e.reason()
+                    );
+                }
+                self.close(idx);
+            }
+            Progress::BadModifier(m1, m2) => {
+                if let Some(conn) = self.conns.get_mut(idx) {
+                    log::warn!(
+                        "closing a uwsgi connection from {}: modifier1 {m1} (modifier2 {m2}) is not served; \
+                         only WSGI requests (modifier1 0) and PING (100) are",
+                        peer(&conn.info)
+                    );
+                }
+                self.close(idx);
+            }
         }
     }
 
@@ -131,28 +171,50 @@ impl EventLoop<'_> {
         let State::Ready { end } = conn.state else {
             return;
         };
-        let head = &conn.head;
-        let method = &conn.buf[head.method.clone()];
+        let buf = &conn.buf;
+        let (head, head_len, label, version, keep_alive) = match conn.protocol {
+            Protocol::Http => {
+                let h = &conn.head;
+                let label = Label {
+                    method: &buf[h.method.clone()],
+                    target: &buf[h.target.clone()],
+                };
+                (Head::Http(h), h.head_len, label, h.version(), h.keep_alive)
+            }
+            Protocol::Uwsgi => {
+                let p = &conn.packet;
+                let var = |k: &[u8]| uwsgi::var(buf, p, k);
+                let label = Label {
+                    method: var(b"REQUEST_METHOD").unwrap_or(b"GET"),
+                    target: var(b"REQUEST_URI")
+                        .or_else(|| var(b"PATH_INFO"))
+                        .unwrap_or(b"/"),
+                };
+                let version = match var(b"SERVER_PROTOCOL") {
+                    Some(b"HTTP/1.1") => Version::Http11,
+                    _ => Version::Http10,
+                };
+                // nginx reads a uwsgi response to the close: one request per connection.
+                (Head::Uwsgi(p), p.head_len, label, version, false)
+            }
+        };
         let params = ResponseParams {
             fd: conn.stream.raw_fd(),
             timeout: limits.http_timeout,
-            version: head.version(),
-            head_only: method == b"HEAD",
-            keep_alive: head.keep_alive && !self.stopping,
+            version,
+            head_only: label.method == b"HEAD",
+            keep_alive: keep_alive && !self.stopping,
+            close_delimited: conn.protocol == Protocol::Uwsgi,
             date,
         };
-        let body = conn.buf[head.head_len..end].to_vec();
-        let label = Label {
-            method,
-            target: &conn.buf[head.target.clone()],
-        };
+        let body = buf[head_len..end].to_vec();
         let started = Instant::now();
         self.slot.set_label(&[label.method, b" ", label.target]);
         self.slot.begin_request(now_us());
         let outcome = self.bridge.call(
             gil,
-            HttpRequest {
-                buf: &conn.buf,
+            Request {
+                buf,
                 head,
                 body,
                 conn: &conn.info,
@@ -162,11 +224,18 @@ impl EventLoop<'_> {
         );
         let served = self.slot.end_request(outcome.body_bytes, outcome.exception);
         if self.config.access_log {
+            // Behind nginx the client is REMOTE_ADDR, not the socket peer.
+            let addr = match conn.protocol {
+                Protocol::Uwsgi => uwsgi::var(&conn.buf, &conn.packet, b"REMOTE_ADDR")
+                    .map(String::from_utf8_lossy)
+                    .unwrap_or_default(),
+                Protocol::Http => std::borrow::Cow::Borrowed(conn.info.remote_addr.as_str()),
+            };
             crate::log::access(
-                &conn.info.remote_addr,
+                &addr,
                 &String::from_utf8_lossy(label.method),
                 &String::from_utf8_lossy(label.target),
-                head.version().as_str(),
+                version.as_str(),
                 outcome.status,
                 outcome.body_bytes,
                 started.elapsed().as_micros() as u64,

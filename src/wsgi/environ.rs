@@ -8,6 +8,7 @@ use pyo3::types::{PyDict, PyString, PyTuple};
 use super::errors::Errors;
 use super::input::Input;
 use crate::protocol::http::{percent_decode, BodyFraming, RequestHead};
+use crate::protocol::uwsgi::Packet;
 
 /// The client and server ends of a connection, as environ strings.
 #[derive(Debug, Clone, Default)]
@@ -18,11 +19,17 @@ pub struct ConnInfo {
     pub server_port: String,
 }
 
-/// One parsed HTTP request, as the worker hands it to the bridge.
-pub struct HttpRequest<'a> {
+/// The parsed head of a request, in whichever protocol it came.
+pub enum Head<'a> {
+    Http(&'a RequestHead),
+    Uwsgi(&'a Packet),
+}
+
+/// One complete request, as the worker hands it to the bridge.
+pub struct Request<'a> {
     /// The buffer the head's ranges refer to.
     pub buf: &'a [u8],
-    pub head: &'a RequestHead,
+    pub head: Head<'a>,
     pub body: Vec<u8>,
     pub conn: &'a ConnInfo,
 }
@@ -63,34 +70,35 @@ const METHODS: [&str; 9] = [
 ];
 
 pub struct EnvironBuilder {
-    template: Py<PyDict>,
-    k_method: Py<PyString>,
-    k_path_info: Py<PyString>,
-    k_query: Py<PyString>,
-    k_content_type: Py<PyString>,
-    k_content_length: Py<PyString>,
-    k_server_name: Py<PyString>,
-    k_server_port: Py<PyString>,
-    k_protocol: Py<PyString>,
-    k_remote_addr: Py<PyString>,
-    k_remote_port: Py<PyString>,
-    k_request_uri: Py<PyString>,
-    k_raw_uri: Py<PyString>,
-    k_input: Py<PyString>,
-    headers: Vec<(&'static str, Py<PyString>)>,
-    methods: Vec<Py<PyString>>,
-    http10: Py<PyString>,
-    http11: Py<PyString>,
-    path: Vec<u8>,
+    pub(super) template: Py<PyDict>,
+    pub(super) k_method: Py<PyString>,
+    pub(super) k_path_info: Py<PyString>,
+    pub(super) k_query: Py<PyString>,
+    pub(super) k_content_type: Py<PyString>,
+    pub(super) k_content_length: Py<PyString>,
+    pub(super) k_server_name: Py<PyString>,
+    pub(super) k_server_port: Py<PyString>,
+    pub(super) k_protocol: Py<PyString>,
+    pub(super) k_remote_addr: Py<PyString>,
+    pub(super) k_remote_port: Py<PyString>,
+    pub(super) k_request_uri: Py<PyString>,
+    pub(super) k_raw_uri: Py<PyString>,
+    pub(super) k_input: Py<PyString>,
+    pub(super) headers: Vec<(&'static str, Py<PyString>)>,
+    pub(super) methods: Vec<Py<PyString>>,
+    pub(super) http10: Py<PyString>,
+    pub(super) http11: Py<PyString>,
+    pub(super) path: Vec<u8>,
+    pub(super) uwsgi_keys: super::uwsgi_environ::UwsgiKeys,
     key: String,
 }
 
-fn intern(py: Python<'_>, s: &str) -> Py<PyString> {
+pub(super) fn intern(py: Python<'_>, s: &str) -> Py<PyString> {
     PyString::intern(py, s).unbind()
 }
 
 /// Bytes as a latin-1 `str` (PEP 3333's "bytes in a str" convention).
-fn latin1_str<'py>(py: Python<'py>, b: &[u8]) -> Bound<'py, PyString> {
+pub(super) fn latin1_str<'py>(py: Python<'py>, b: &[u8]) -> Bound<'py, PyString> {
     match std::str::from_utf8(b) {
         Ok(s) if b.is_ascii() => PyString::new(py, s),
         _ => PyString::new(py, &b.iter().map(|&c| char::from(c)).collect::<String>()),
@@ -113,7 +121,13 @@ impl EnvironBuilder {
             concat!("rwsgi/", env!("CARGO_PKG_VERSION")),
         )?;
         template.set_item("QUERY_STRING", "")?;
+        let headers: Vec<(&'static str, Py<PyString>)> = COMMON_HEADERS
+            .iter()
+            .map(|(name, key)| (*name, intern(py, key)))
+            .collect();
         Ok(EnvironBuilder {
+            uwsgi_keys: super::uwsgi_environ::UwsgiKeys::new(py, &headers),
+            headers,
             template: template.unbind(),
             k_method: intern(py, "REQUEST_METHOD"),
             k_path_info: intern(py, "PATH_INFO"),
@@ -128,10 +142,6 @@ impl EnvironBuilder {
             k_request_uri: intern(py, "REQUEST_URI"),
             k_raw_uri: intern(py, "RAW_URI"),
             k_input: intern(py, "wsgi.input"),
-            headers: COMMON_HEADERS
-                .iter()
-                .map(|(name, key)| (*name, intern(py, key)))
-                .collect(),
             methods: METHODS.iter().map(|m| intern(py, m)).collect(),
             http10: intern(py, "HTTP/1.0"),
             http11: intern(py, "HTTP/1.1"),
@@ -140,14 +150,26 @@ impl EnvironBuilder {
         })
     }
 
-    /// Builds the environ of one HTTP request.
+    /// Builds the environ of one request.
     pub fn build<'py>(
         &mut self,
         py: Python<'py>,
-        req: HttpRequest<'_>,
+        req: Request<'_>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let buf = req.buf;
-        let head = req.head;
+        match req.head {
+            Head::Http(head) => self.build_http(py, req.buf, head, req.body, req.conn),
+            Head::Uwsgi(packet) => self.build_uwsgi(py, req.buf, packet, req.body, req.conn),
+        }
+    }
+
+    fn build_http<'py>(
+        &mut self,
+        py: Python<'py>,
+        buf: &[u8],
+        head: &RequestHead,
+        body: Vec<u8>,
+        conn: &ConnInfo,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let env = self.template.bind(py).copy()?;
 
         let method = &buf[head.method.clone()];
@@ -168,8 +190,8 @@ impl EnvironBuilder {
             crate::protocol::http::Version::Http11 => &self.http11,
         };
         env.set_item(&self.k_protocol, proto)?;
-        env.set_item(&self.k_remote_addr, &req.conn.remote_addr)?;
-        env.set_item(&self.k_remote_port, &req.conn.remote_port)?;
+        env.set_item(&self.k_remote_addr, &conn.remote_addr)?;
+        env.set_item(&self.k_remote_port, &conn.remote_port)?;
 
         let (mut server_name, mut server_port) = (None, None);
         for h in &head.headers {
@@ -216,16 +238,16 @@ impl EnvironBuilder {
         }
         match server_name {
             Some(n) => env.set_item(&self.k_server_name, latin1_str(py, n))?,
-            None => env.set_item(&self.k_server_name, &req.conn.server_name)?,
+            None => env.set_item(&self.k_server_name, &conn.server_name)?,
         }
         match server_port {
             Some(p) => env.set_item(&self.k_server_port, latin1_str(py, p))?,
-            None => env.set_item(&self.k_server_port, &req.conn.server_port)?,
+            None => env.set_item(&self.k_server_port, &conn.server_port)?,
         }
-        if head.body_framing() != BodyFraming::None || !req.body.is_empty() {
-            env.set_item(&self.k_content_length, req.body.len().to_string())?;
+        if head.body_framing() != BodyFraming::None || !body.is_empty() {
+            env.set_item(&self.k_content_length, body.len().to_string())?;
         }
-        env.set_item(&self.k_input, Py::new(py, Input::new(req.body))?)?;
+        env.set_item(&self.k_input, Py::new(py, Input::new(body))?)?;
         Ok(env)
     }
 
@@ -246,6 +268,27 @@ impl EnvironBuilder {
             });
         }
         PyString::new(py, &self.key)
+    }
+}
+
+/// Sets `key`, joining a repeated header's values with `, ` (`; ` for cookies).
+pub(super) fn set_joined(
+    env: &Bound<'_, PyDict>,
+    key: &Bound<'_, PyString>,
+    value: Bound<'_, PyString>,
+    cookie: bool,
+) -> PyResult<()> {
+    match env.get_item(key)? {
+        Some(old) => {
+            let sep = if cookie { "; " } else { ", " };
+            let joined = format!(
+                "{}{sep}{}",
+                old.cast::<PyString>()?.to_str()?,
+                value.to_str()?
+            );
+            env.set_item(key, joined)
+        }
+        None => env.set_item(key, value),
     }
 }
 

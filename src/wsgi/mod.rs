@@ -12,12 +12,13 @@ mod input;
 mod interpreter;
 mod response;
 mod start_response;
+mod uwsgi_environ;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use crate::config::Config;
-pub use environ::{ConnInfo, HttpRequest};
+pub use environ::{ConnInfo, Head, Request};
 pub use response::ResponseParams;
 use start_response::StartResponse;
 
@@ -115,7 +116,7 @@ impl Bridge {
     pub fn call(
         &mut self,
         gil: &Gil<'_>,
-        req: HttpRequest<'_>,
+        req: Request<'_>,
         params: ResponseParams,
         what: &dyn std::fmt::Display,
     ) -> Outcome {

@@ -20,6 +20,9 @@ pub struct ResponseParams {
     pub head_only: bool,
     /// Whether the connection may stay open (client asked, server allows).
     pub keep_alive: bool,
+    /// The peer reads the body until the connection closes (uwsgi behind
+    /// nginx): never chunk, send no Connection header.
+    pub close_delimited: bool,
     pub date: [u8; crate::protocol::date::DATE_LEN],
 }
 
@@ -60,6 +63,7 @@ impl Response {
                 version: Version::Http11,
                 head_only: false,
                 keep_alive: false,
+                close_delimited: false,
                 date: [b' '; crate::protocol::date::DATE_LEN],
             },
             started: false,
@@ -132,7 +136,7 @@ impl Response {
             Framing::Length(n)
         } else if p.head_only {
             Framing::NoBody
-        } else if p.version == Version::Http11 {
+        } else if p.version == Version::Http11 && !p.close_delimited {
             self.head
                 .extend_from_slice(b"Transfer-Encoding: chunked\r\n");
             Framing::Chunked
@@ -143,7 +147,9 @@ impl Response {
         self.head.extend_from_slice(b"Date: ");
         self.head.extend_from_slice(&p.date);
         self.head.extend_from_slice(b"\r\n");
-        if self.must_close {
+        if p.close_delimited {
+            // nginx reads to the close; Connection headers mean nothing here.
+        } else if self.must_close {
             if p.version == Version::Http11 {
                 self.head.extend_from_slice(b"Connection: close\r\n");
             }

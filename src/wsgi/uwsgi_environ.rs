@@ -1,0 +1,113 @@
+//! The environ of a request that came over the uwsgi protocol: nginx already
+//! sends CGI names and `HTTP_*` headers, so the vars become the environ
+//! almost as they are.
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+
+use super::environ::{intern, latin1_str, set_joined, ConnInfo, EnvironBuilder};
+use super::input::Input;
+use crate::protocol::http::percent_decode;
+use crate::protocol::uwsgi::{var, Packet};
+
+/// CGI variable names nginx's `uwsgi_params` sends, interned once.
+const CGI_NAMES: [&str; 15] = [
+    "QUERY_STRING",
+    "REQUEST_METHOD",
+    "CONTENT_TYPE",
+    "CONTENT_LENGTH",
+    "REQUEST_URI",
+    "PATH_INFO",
+    "DOCUMENT_ROOT",
+    "SERVER_PROTOCOL",
+    "REQUEST_SCHEME",
+    "HTTPS",
+    "REMOTE_ADDR",
+    "REMOTE_PORT",
+    "SERVER_PORT",
+    "SERVER_NAME",
+    "SCRIPT_NAME",
+];
+
+/// Interned keys for uwsgi vars: the CGI names plus the common `HTTP_*` keys.
+pub struct UwsgiKeys {
+    keys: Vec<Py<PyString>>,
+    https: Py<PyString>,
+    scheme: Py<PyString>,
+}
+
+impl UwsgiKeys {
+    pub fn new(py: Python<'_>, header_keys: &[(&'static str, Py<PyString>)]) -> UwsgiKeys {
+        let mut keys: Vec<Py<PyString>> = CGI_NAMES.iter().map(|k| intern(py, k)).collect();
+        keys.extend(header_keys.iter().map(|(_, k)| k.clone_ref(py)));
+        UwsgiKeys {
+            keys,
+            https: intern(py, "https"),
+            scheme: intern(py, "wsgi.url_scheme"),
+        }
+    }
+
+    fn key<'py>(&self, py: Python<'py>, name: &[u8]) -> Bound<'py, PyString> {
+        for k in &self.keys {
+            let k = k.bind(py);
+            if k.to_str().is_ok_and(|s| s.as_bytes() == name) {
+                return k.clone();
+            }
+        }
+        latin1_str(py, name)
+    }
+}
+
+impl EnvironBuilder {
+    pub(super) fn build_uwsgi<'py>(
+        &mut self,
+        py: Python<'py>,
+        buf: &[u8],
+        packet: &Packet,
+        body: Vec<u8>,
+        conn: &ConnInfo,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let env = self.template.bind(py).copy()?;
+        for v in &packet.vars {
+            let name = &buf[v.key.clone()];
+            if name.starts_with(b"UWSGI_") {
+                // uWSGI's "magic" vars can load code; here they are never honoured.
+                continue;
+            }
+            let key = self.uwsgi_keys.key(py, name);
+            set_joined(
+                &env,
+                &key,
+                latin1_str(py, &buf[v.value.clone()]),
+                name == b"HTTP_COOKIE",
+            )?;
+        }
+        let get = |k: &[u8]| var(buf, packet, k);
+        if get(b"REQUEST_METHOD").is_none() {
+            env.set_item(&self.k_method, &self.methods[0])?;
+        }
+        if get(b"SERVER_PROTOCOL").is_none() {
+            env.set_item(&self.k_protocol, &self.http10)?;
+        }
+        if get(b"PATH_INFO").is_none() {
+            // Derive it from REQUEST_URI, as an HTTP request would.
+            let uri = get(b"REQUEST_URI").unwrap_or(b"/");
+            let path = uri.split(|&b| b == b'?').next().unwrap_or(b"");
+            percent_decode(path, &mut self.path);
+            env.set_item(&self.k_path_info, latin1_str(py, &self.path))?;
+        }
+        if get(b"SERVER_NAME").is_none() {
+            env.set_item(&self.k_server_name, &conn.server_name)?;
+        }
+        if get(b"SERVER_PORT").is_none() {
+            env.set_item(&self.k_server_port, &conn.server_port)?;
+        }
+        let https = get(b"HTTPS").is_some_and(|v| v.eq_ignore_ascii_case(b"on") || v == b"1");
+        let scheme_https = get(b"REQUEST_SCHEME").is_some_and(|v| v.eq_ignore_ascii_case(b"https"));
+        if https || scheme_https {
+            env.set_item(&self.uwsgi_keys.scheme, &self.uwsgi_keys.https)?;
+        }
+        env.set_item(&self.k_input, Py::new(py, Input::new(body))?)?;
+        Ok(env)
+    }
+}
