@@ -89,6 +89,10 @@ pub struct Cli {
     #[arg(long, value_name = "BYTES")]
     pub limit_post: Option<u64>,
 
+    /// Request bodies larger than BYTES are spooled to a temp file instead of memory [default: 1048576]
+    #[arg(long, value_name = "BYTES")]
+    pub post_buffering: Option<usize>,
+
     /// Seconds a client may take to send a request head or accept response bytes [default: 60]
     #[arg(long, value_name = "SECONDS")]
     pub http_timeout: Option<u64>,

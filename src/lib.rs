@@ -2,6 +2,7 @@
 //! modules, and fuzz targets link the pure parsers in `protocol`.
 //! Module map and dependency rules: DESIGN.md §6.
 
+pub mod body;
 pub mod cli;
 pub mod config;
 pub mod log;

@@ -80,6 +80,8 @@ pub struct Limits {
     pub max_headers: usize,
     /// 0 means unlimited.
     pub limit_post: u64,
+    /// Bodies larger than this are spooled to a temp file.
+    pub post_buffering: usize,
     pub http_timeout: Duration,
     pub keepalive_timeout: Duration,
 }
@@ -205,6 +207,7 @@ impl Config {
             buffer_size,
             max_headers,
             limit_post: cli.limit_post.unwrap_or(0),
+            post_buffering: cli.post_buffering.unwrap_or(1024 * 1024),
             http_timeout: secs(cli.http_timeout, 60, "http-timeout")?,
             keepalive_timeout: secs(cli.keepalive_timeout, 30, "keepalive-timeout")?,
         };

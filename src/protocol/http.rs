@@ -87,12 +87,14 @@ pub enum HttpError {
     VersionNotSupported,
     /// An `Expect` other than 100-continue (417).
     ExpectationFailed,
+    /// A malformed chunked body (400), with what was wrong.
+    BadChunked(&'static str),
 }
 
 impl HttpError {
     pub fn status(&self) -> u16 {
         match self {
-            HttpError::BadRequest(_) => 400,
+            HttpError::BadRequest(_) | HttpError::BadChunked(_) => 400,
             HttpError::HeadTooLarge(_) | HttpError::TooManyHeaders(_) => 431,
             HttpError::UriTooLong(_) => 414,
             HttpError::UnsupportedTransferEncoding => 501,
@@ -119,6 +121,7 @@ impl HttpError {
             }
             HttpError::VersionNotSupported => "HTTP version not supported".to_string(),
             HttpError::ExpectationFailed => "unsupported Expect header".to_string(),
+            HttpError::BadChunked(why) => format!("bad chunked body: {why}"),
         }
     }
 }

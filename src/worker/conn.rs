@@ -8,7 +8,9 @@ use std::time::Instant;
 
 use mio::net::{TcpStream, UnixStream};
 
+use crate::body::Body;
 use crate::config::{Limits, Protocol};
+use crate::protocol::chunked;
 use crate::protocol::http::{self, BodyFraming, HttpError, Parsed, RequestHead};
 use crate::protocol::uwsgi::{self, Packet, UwsgiError};
 use crate::wsgi::ConnInfo;
@@ -49,14 +51,22 @@ impl Stream {
 pub enum State {
     /// Waiting for (more of) a request head; idle if the buffer is empty.
     Head,
-    /// Head parsed; waiting until the buffer holds `end` bytes (head + body).
-    Body { end: usize },
-    /// A complete request is buffered, waiting for its turn.
-    Ready { end: usize },
+    /// Head parsed (it occupies `buf[..head]`); body bytes after it are moved
+    /// into `Conn::body` as they arrive.
+    Body { head: usize },
+    /// A complete request: its head is `buf[..head]`, its body in `Conn::body`.
+    Ready { head: usize },
+}
+
+/// How the body still to come is framed.
+#[derive(Debug)]
+enum Framing {
+    Length(u64),
+    Chunked(chunked::Decoder),
 }
 
 /// What reading made of the connection.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Progress {
     /// Nothing complete yet.
     Waiting,
@@ -70,6 +80,8 @@ pub enum Progress {
     TooLarge { length: u64, limit: u64 },
     /// The peer closed or the socket failed: drop the connection.
     Closed,
+    /// The body could not be stored (temp file): answer 500 and close.
+    SpoolFailed(io::Error),
     /// A uwsgi PING: answer it and close.
     Ping,
     /// A malformed uwsgi packet: log and close.
@@ -87,16 +99,30 @@ pub struct Conn {
     pub buf: Vec<u8>,
     pub head: RequestHead,
     pub state: State,
+    /// The body of the current request, as received so far.
+    pub body: Body,
+    framing: Framing,
     /// When the connection times out (idle, or a request too slow to arrive).
     pub deadline: Instant,
     /// The socket may have more bytes than we took (edge-triggered readiness).
     pub readable: bool,
     pub sent_continue: bool,
+    limits: http::Limits,
 }
 
 impl Conn {
-    pub fn new(stream: Stream, protocol: Protocol, info: ConnInfo, deadline: Instant) -> Conn {
+    pub fn new(
+        stream: Stream,
+        protocol: Protocol,
+        info: ConnInfo,
+        deadline: Instant,
+        limits: &Limits,
+    ) -> Conn {
         Conn {
+            limits: http::Limits {
+                max_head: limits.buffer_size,
+                max_headers: limits.max_headers,
+            },
             stream,
             protocol,
             packet: Packet::default(),
@@ -104,6 +130,8 @@ impl Conn {
             buf: Vec::new(),
             head: RequestHead::default(),
             state: State::Head,
+            body: Body::default(),
+            framing: Framing::Length(0),
             deadline,
             readable: true,
             sent_continue: false,
@@ -117,41 +145,51 @@ impl Conn {
 
     /// Reads what the socket has (until it would block, or until a complete
     /// request plus one head's worth is buffered) and advances the state.
+    /// Body bytes leave the read buffer as they are parsed, so a large upload
+    /// is read in bounded steps.
     pub fn read_and_parse(&mut self, limits: &Limits) -> Progress {
         let mut peer_closed = false;
-        while self.readable {
-            let cap = match self.state {
-                State::Head => limits.buffer_size + READ_CHUNK,
-                State::Body { end } | State::Ready { end } => end + limits.buffer_size,
-            };
-            if self.buf.len() >= cap {
-                break; // enough for now; `readable` stays set to come back later
-            }
-            let len = self.buf.len();
-            let want = READ_CHUNK.min(cap - len).max(1);
-            self.buf.resize(len + want, 0);
-            match self.stream.read(&mut self.buf[len..]) {
-                Ok(0) => {
-                    self.buf.truncate(len);
-                    self.readable = false;
-                    peer_closed = true;
+        loop {
+            while self.readable {
+                let cap = match self.state {
+                    State::Head => limits.buffer_size + READ_CHUNK,
+                    State::Body { head } => head + 4 * READ_CHUNK,
+                    State::Ready { head } => head + limits.buffer_size,
+                };
+                if self.buf.len() >= cap {
+                    break; // enough for now; `readable` stays set to come back later
                 }
-                Ok(n) => self.buf.truncate(len + n),
-                Err(e) => {
-                    self.buf.truncate(len);
-                    match e.kind() {
-                        io::ErrorKind::WouldBlock => self.readable = false,
-                        io::ErrorKind::Interrupted => {}
-                        _ => return Progress::Closed,
+                let len = self.buf.len();
+                let want = READ_CHUNK.min(cap - len).max(1);
+                self.buf.resize(len + want, 0);
+                match self.stream.read(&mut self.buf[len..]) {
+                    Ok(0) => {
+                        self.buf.truncate(len);
+                        self.readable = false;
+                        peer_closed = true;
+                    }
+                    Ok(n) => self.buf.truncate(len + n),
+                    Err(e) => {
+                        self.buf.truncate(len);
+                        match e.kind() {
+                            io::ErrorKind::WouldBlock => self.readable = false,
+                            io::ErrorKind::Interrupted => {}
+                            _ => return Progress::Closed,
+                        }
                     }
                 }
             }
-        }
-        let progress = self.parse(limits);
-        match progress {
-            // A half-sent request from a peer that closed can never complete.
-            Progress::Waiting | Progress::WantsContinue if peer_closed => Progress::Closed,
-            p => p,
+            let progress = self.parse(limits);
+            let body_in_progress = matches!(self.state, State::Body { .. });
+            match progress {
+                // A half-sent request from a peer that closed can never complete.
+                Progress::Waiting | Progress::WantsContinue if peer_closed => {
+                    return Progress::Closed
+                }
+                // Mid-body with more to read: the parse made room, read on.
+                Progress::Waiting if self.readable && body_in_progress => continue,
+                p => return p,
+            }
         }
     }
 
@@ -161,8 +199,8 @@ impl Conn {
             if self.buf.is_empty() {
                 return Progress::Waiting;
             }
-            let (head_len, body) = match self.protocol {
-                Protocol::Http => match self.parse_http_head(limits) {
+            let (head, framing) = match self.protocol {
+                Protocol::Http => match self.parse_http_head() {
                     Ok(v) => v,
                     Err(p) => return p,
                 },
@@ -171,27 +209,36 @@ impl Conn {
                     Err(p) => return p,
                 },
             };
-            if limits.limit_post > 0 && body > limits.limit_post {
+            if let Framing::Length(n) = framing {
+                if limits.limit_post > 0 && n > limits.limit_post {
+                    return Progress::TooLarge {
+                        length: n,
+                        limit: limits.limit_post,
+                    };
+                }
+            }
+            self.framing = framing;
+            self.body = Body::default();
+            self.sent_continue = false;
+            self.state = State::Body { head };
+        }
+        if let State::Body { head } = self.state {
+            let done = match self.take_body(head, limits) {
+                Ok(done) => done,
+                Err(p) => return p,
+            };
+            if limits.limit_post > 0 && self.body.len() > limits.limit_post {
                 return Progress::TooLarge {
-                    length: body,
+                    length: self.body.len(),
                     limit: limits.limit_post,
                 };
             }
-            let Some(end) = usize::try_from(body)
-                .ok()
-                .and_then(|b| b.checked_add(head_len))
-            else {
-                return Progress::Refused(HttpError::BadRequest("body length too large"));
-            };
-            self.sent_continue = false;
-            self.state = State::Body { end };
-        }
-        if let State::Body { end } = self.state {
-            if self.buf.len() >= end {
-                self.state = State::Ready { end };
+            if done {
+                self.state = State::Ready { head };
             } else if self.protocol == Protocol::Http
                 && self.head.expect_continue
                 && !self.sent_continue
+                && self.body.is_empty()
             {
                 return Progress::WantsContinue;
             } else {
@@ -201,31 +248,64 @@ impl Conn {
         Progress::Ready
     }
 
-    /// Parses an HTTP head: (head length, body length).
-    fn parse_http_head(&mut self, limits: &Limits) -> Result<(usize, u64), Progress> {
-        let parse_limits = http::Limits {
-            max_head: limits.buffer_size,
-            max_headers: limits.max_headers,
+    /// Moves the body bytes buffered after the head into `self.body`;
+    /// true once the body is complete.
+    fn take_body(&mut self, head: usize, limits: &Limits) -> Result<bool, Progress> {
+        let data = &self.buf[head..];
+        let threshold = limits.post_buffering;
+        let (consumed, done) = match &mut self.framing {
+            Framing::Length(left) => {
+                let take = (*left).min(data.len() as u64) as usize;
+                self.body
+                    .push(&data[..take], threshold)
+                    .map_err(Progress::SpoolFailed)?;
+                *left -= take as u64;
+                (take, *left == 0)
+            }
+            Framing::Chunked(decoder) => {
+                let mut out = Vec::new();
+                let r = decoder.decode(data, &mut out);
+                self.body
+                    .push(&out, threshold)
+                    .map_err(Progress::SpoolFailed)?;
+                match r {
+                    chunked::Decoded::Done { consumed } => (consumed, true),
+                    chunked::Decoded::NeedMore => (data.len(), false),
+                    chunked::Decoded::Error(why) => {
+                        return Err(Progress::Refused(HttpError::BadChunked(why)))
+                    }
+                }
+            }
         };
-        match http::parse_head(&self.buf, &parse_limits, &mut self.head) {
+        self.buf.drain(head..head + consumed);
+        Ok(done)
+    }
+
+    /// Parses an HTTP head: (head length, body framing).
+    fn parse_http_head(&mut self) -> Result<(usize, Framing), Progress> {
+        match http::parse_head(&self.buf, &self.limits, &mut self.head) {
             Parsed::Partial => return Err(Progress::Waiting),
             Parsed::Error(e) => return Err(Progress::Refused(e)),
             Parsed::Complete => {}
         }
-        match self.head.body_framing() {
-            BodyFraming::None => Ok((self.head.head_len, 0)),
-            BodyFraming::Length(n) => Ok((self.head.head_len, n)),
-            BodyFraming::Chunked => Err(Progress::Refused(HttpError::UnsupportedTransferEncoding)),
-        }
+        let framing = match self.head.body_framing() {
+            BodyFraming::None => Framing::Length(0),
+            BodyFraming::Length(n) => Framing::Length(n),
+            BodyFraming::Chunked => Framing::Chunked(chunked::Decoder::new()),
+        };
+        Ok((self.head.head_len, framing))
     }
 
-    /// Parses a uwsgi packet head: (head length, body length).
-    fn parse_uwsgi_head(&mut self, limits: &Limits) -> Result<(usize, u64), Progress> {
+    /// Parses a uwsgi packet head: (head length, body framing).
+    fn parse_uwsgi_head(&mut self, limits: &Limits) -> Result<(usize, Framing), Progress> {
         match uwsgi::parse_packet(&self.buf, limits.buffer_size, &mut self.packet) {
             uwsgi::Parsed::Partial => Err(Progress::Waiting),
             uwsgi::Parsed::Error(e) => Err(Progress::BadPacket(e)),
             uwsgi::Parsed::Complete => match self.packet.modifier1 {
-                uwsgi::MODIFIER_WSGI => Ok((self.packet.head_len, self.packet.content_length)),
+                uwsgi::MODIFIER_WSGI => Ok((
+                    self.packet.head_len,
+                    Framing::Length(self.packet.content_length),
+                )),
                 uwsgi::MODIFIER_PING => Err(Progress::Ping),
                 m => Err(Progress::BadModifier(m, self.packet.modifier2)),
             },
@@ -234,8 +314,8 @@ impl Conn {
 
     /// Drops the served request from the buffer; pipelined bytes stay.
     pub fn consume_request(&mut self) {
-        if let State::Ready { end } = self.state {
-            self.buf.drain(..end.min(self.buf.len()));
+        if let State::Ready { head } = self.state {
+            self.buf.drain(..head.min(self.buf.len()));
         }
         self.state = State::Head;
         if self.buf.capacity() > 4 * READ_CHUNK && self.buf.len() < READ_CHUNK {

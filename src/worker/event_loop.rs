@@ -274,9 +274,13 @@ impl<'a> EventLoop<'a> {
                 server_port: l.server_port.clone(),
             };
             let deadline = Instant::now() + self.config.limits.http_timeout;
-            let idx = self
-                .conns
-                .insert(Conn::new(stream, l.protocol, info, deadline));
+            let idx = self.conns.insert(Conn::new(
+                stream,
+                l.protocol,
+                info,
+                deadline,
+                &self.config.limits,
+            ));
             let Some(conn) = self.conns.get_mut(idx) else {
                 return false;
             };

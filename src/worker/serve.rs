@@ -99,6 +99,10 @@ impl EventLoop<'_> {
                 self.refuse(idx, 413);
             }
             Progress::Closed => self.close(idx),
+            Progress::SpoolFailed(e) => {
+                log::error!("{e} (see --post-buffering)");
+                self.refuse(idx, 500);
+            }
             Progress::Ping => {
                 if let Some(conn) = self.conns.get_mut(idx) {
                     let pong = uwsgi::ping_response();
@@ -168,11 +172,12 @@ impl EventLoop<'_> {
         let Some(conn) = self.conns.get_mut(idx) else {
             return;
         };
-        let State::Ready { end } = conn.state else {
+        let State::Ready { .. } = conn.state else {
             return;
         };
+        let body = std::mem::take(&mut conn.body);
         let buf = &conn.buf;
-        let (head, head_len, label, version, keep_alive) = match conn.protocol {
+        let (head, _head_len, label, version, keep_alive) = match conn.protocol {
             Protocol::Http => {
                 let h = &conn.head;
                 let label = Label {
@@ -207,7 +212,6 @@ impl EventLoop<'_> {
             close_delimited: conn.protocol == Protocol::Uwsgi,
             date,
         };
-        let body = buf[head_len..end].to_vec();
         let started = Instant::now();
         self.slot.set_label(&[label.method, b" ", label.target]);
         self.slot.begin_request(now_us());

@@ -7,6 +7,7 @@ use pyo3::types::{PyDict, PyString, PyTuple};
 
 use super::errors::Errors;
 use super::input::Input;
+use crate::body::Body;
 use crate::protocol::http::{percent_decode, BodyFraming, RequestHead};
 use crate::protocol::uwsgi::Packet;
 
@@ -30,7 +31,7 @@ pub struct Request<'a> {
     /// The buffer the head's ranges refer to.
     pub buf: &'a [u8],
     pub head: Head<'a>,
-    pub body: Vec<u8>,
+    pub body: Body,
     pub conn: &'a ConnInfo,
 }
 
@@ -167,7 +168,7 @@ impl EnvironBuilder {
         py: Python<'py>,
         buf: &[u8],
         head: &RequestHead,
-        body: Vec<u8>,
+        body: Body,
         conn: &ConnInfo,
     ) -> PyResult<Bound<'py, PyDict>> {
         let env = self.template.bind(py).copy()?;
@@ -247,7 +248,7 @@ impl EnvironBuilder {
         if head.body_framing() != BodyFraming::None || !body.is_empty() {
             env.set_item(&self.k_content_length, body.len().to_string())?;
         }
-        env.set_item(&self.k_input, Py::new(py, Input::new(body))?)?;
+        env.set_item(&self.k_input, Py::new(py, Input::new(body)?)?)?;
         Ok(env)
     }
 

@@ -7,6 +7,7 @@ use pyo3::types::{PyDict, PyString};
 
 use super::environ::{intern, latin1_str, set_joined, ConnInfo, EnvironBuilder};
 use super::input::Input;
+use crate::body::Body;
 use crate::protocol::http::percent_decode;
 use crate::protocol::uwsgi::{var, Packet};
 
@@ -64,7 +65,7 @@ impl EnvironBuilder {
         py: Python<'py>,
         buf: &[u8],
         packet: &Packet,
-        body: Vec<u8>,
+        body: Body,
         conn: &ConnInfo,
     ) -> PyResult<Bound<'py, PyDict>> {
         let env = self.template.bind(py).copy()?;
@@ -107,7 +108,7 @@ impl EnvironBuilder {
         if https || scheme_https {
             env.set_item(&self.uwsgi_keys.scheme, &self.uwsgi_keys.https)?;
         }
-        env.set_item(&self.k_input, Py::new(py, Input::new(body))?)?;
+        env.set_item(&self.k_input, Py::new(py, Input::new(body)?)?)?;
         Ok(env)
     }
 }
