@@ -442,3 +442,50 @@ pub fn resident_bytes() -> Option<u64> {
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     Some(pages * u64::try_from(page).ok()?)
 }
+
+/// Size of the regular file open as `fd`; `None` for anything else (pipes,
+/// sockets, ttys) or an invalid fd.
+pub fn regular_file_size(fd: RawFd) -> Option<u64> {
+    // SAFETY: a zeroed stat is valid; fstat fills it for a valid fd.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: st is a valid, writable stat struct.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 || (st.st_mode & libc::S_IFMT) != libc::S_IFREG {
+        return None;
+    }
+    u64::try_from(st.st_size).ok()
+}
+
+/// Sends up to `count` bytes of file `file_fd` from `offset` to socket `fd`
+/// with sendfile(2), waiting on a slow peer. Returns the bytes sent (fewer
+/// only if the file shrank).
+pub fn send_file(
+    fd: RawFd,
+    file_fd: RawFd,
+    offset: u64,
+    count: u64,
+    timeout: Duration,
+) -> io::Result<u64> {
+    let mut off = i64::try_from(offset).map_err(|_| io::Error::other("file offset too large"))?;
+    let mut sent = 0u64;
+    while sent < count {
+        let chunk = (count - sent).min(1 << 30) as usize;
+        // SAFETY: `off` is a valid local the kernel updates; fds are plain integers.
+        let n = unsafe { libc::sendfile(fd, file_fd, &mut off, chunk) };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            match err.kind() {
+                io::ErrorKind::WouldBlock => {
+                    wait_writable(fd, Instant::now() + timeout)?;
+                    continue;
+                }
+                io::ErrorKind::Interrupted => continue,
+                _ => return Err(err),
+            }
+        }
+        if n == 0 {
+            break;
+        }
+        sent += n as u64;
+    }
+    Ok(sent)
+}

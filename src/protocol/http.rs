@@ -173,7 +173,7 @@ pub fn parse_head(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> Parsed
     let mut req = httparse::Request::new(&mut []);
     let status = match req.parse_with_uninit_headers(buf, &mut scratch[..max_headers]) {
         Ok(s) => s,
-        Err(e) => return Parsed::Error(map_httparse_error(e, limits)),
+        Err(e) => return Parsed::Error(map_httparse_error(e, buf, limits)),
     };
     let head_len = match status {
         httparse::Status::Complete(n) => n,
@@ -191,6 +191,13 @@ pub fn parse_head(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> Parsed
     };
     if head_len > limits.max_head {
         return Parsed::Error(HttpError::HeadTooLarge(limits.max_head));
+    }
+    // httparse accepts a bare LF as a line end; a proxy in front may not,
+    // and that disagreement is how requests get smuggled.
+    if has_bare_lf(&buf[..head_len]) {
+        return Parsed::Error(HttpError::BadRequest(
+            "bare LF in request head (lines must end in CRLF)",
+        ));
     }
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return Parsed::Partial;
@@ -281,16 +288,44 @@ pub fn parse_head(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> Parsed
     Parsed::Complete
 }
 
-fn map_httparse_error(e: httparse::Error, limits: &Limits) -> HttpError {
-    match e {
-        httparse::Error::TooManyHeaders => HttpError::TooManyHeaders(limits.max_headers),
-        httparse::Error::Version => HttpError::VersionNotSupported,
-        httparse::Error::HeaderName => HttpError::BadRequest("invalid header name"),
-        httparse::Error::HeaderValue => HttpError::BadRequest("invalid header value"),
-        httparse::Error::Token => HttpError::BadRequest("invalid method"),
-        httparse::Error::NewLine => HttpError::BadRequest("invalid line ending"),
-        httparse::Error::Status => HttpError::BadRequest("invalid request line"),
-    }
+fn has_bare_lf(head: &[u8]) -> bool {
+    head.iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'\n' && (i == 0 || head[i - 1] != b'\r'))
+}
+
+/// Turns httparse's error into the specific reason a client or operator needs
+/// (only on the error path, so the extra scans cost nothing in the common case).
+fn map_httparse_error(e: httparse::Error, buf: &[u8], limits: &Limits) -> HttpError {
+    let line_end = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
+    let request_line = &buf[..line_end];
+    let has_ctl = |s: &[u8]| s.iter().any(|&b| b < 0x20 && b != b'\r' || b == 0x7f);
+    let why = match e {
+        httparse::Error::TooManyHeaders => return HttpError::TooManyHeaders(limits.max_headers),
+        httparse::Error::Version => return HttpError::VersionNotSupported,
+        httparse::Error::HeaderName => {
+            if buf
+                .windows(3)
+                .any(|w| w[..2] == *b"\r\n" && (w[2] == b' ' || w[2] == b'\t'))
+            {
+                "obs-fold (a header continued on the next line) is not allowed"
+            } else if buf
+                .windows(2)
+                .any(|w| (w[0] == b' ' || w[0] == b'\t') && w[1] == b':')
+            {
+                "whitespace between a header name and its colon"
+            } else {
+                "invalid character in a header name"
+            }
+        }
+        httparse::Error::HeaderValue => "invalid character (NUL or control) in a header value",
+        httparse::Error::Token | httparse::Error::Status if has_ctl(request_line) => {
+            "invalid character (NUL or control) in the request line"
+        }
+        httparse::Error::Token | httparse::Error::Status => "malformed request line",
+        httparse::Error::NewLine => "invalid line ending",
+    };
+    HttpError::BadRequest(why)
 }
 
 fn trim_bytes(mut b: &[u8]) -> &[u8] {

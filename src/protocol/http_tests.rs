@@ -210,3 +210,37 @@ fn simple_responses_are_well_formed() {
         .unwrap();
     assert_eq!(body.len(), len);
 }
+
+#[test]
+fn smuggling_vectors_are_refused_with_the_reason() {
+    let cases: [(&[u8], &str); 8] = [
+        (b"GET / HTTP/1.1\nHost: h\n\n", "bare LF"),
+        (b"GET / HTTP/1.1\r\nHost: h\nX: y\r\n\r\n", "bare LF"),
+        (
+            b"GET / HTTP/1.1\r\nHost: h\r\nX: y\r\n z\r\n\r\n",
+            "obs-fold",
+        ),
+        (b"GET / HTTP/1.1\r\nHost : h\r\n\r\n", "whitespace between"),
+        (b"GET /a\x00b HTTP/1.1\r\nHost: h\r\n\r\n", "request line"),
+        (b"GET /a\x7fb HTTP/1.1\r\nHost: h\r\n\r\n", "request line"),
+        (
+            b"GET / HTTP/1.1\r\nHost: h\r\nX: a\x01b\r\n\r\n",
+            "header value",
+        ),
+        (b"GET  / HTTP/1.1\r\nHost: h\r\n\r\n", "request line"),
+    ];
+    for (req, why) in cases {
+        match parse(req).0 {
+            Parsed::Error(e) => {
+                assert_eq!(e.status(), 400);
+                assert!(
+                    e.reason().contains(why),
+                    "{:?}: {}",
+                    String::from_utf8_lossy(req),
+                    e.reason()
+                );
+            }
+            other => panic!("{other:?} for {:?}", String::from_utf8_lossy(req)),
+        }
+    }
+}

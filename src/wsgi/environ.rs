@@ -116,6 +116,10 @@ impl EnvironBuilder {
         template.set_item("wsgi.run_once", false)?;
         template.set_item("wsgi.input_terminated", true)?;
         template.set_item("wsgi.errors", Py::new(py, Errors::new())?)?;
+        template.set_item(
+            "wsgi.file_wrapper",
+            py.get_type::<super::file_wrapper::FileWrapper>(),
+        )?;
         template.set_item("SCRIPT_NAME", "")?;
         template.set_item(
             "SERVER_SOFTWARE",

@@ -8,6 +8,7 @@
 mod app;
 mod environ;
 mod errors;
+mod file_wrapper;
 mod input;
 mod interpreter;
 mod response;
@@ -231,6 +232,16 @@ fn send_iterable(
     sr: &Bound<'_, StartResponse>,
     iterable: &Bound<'_, PyAny>,
 ) -> Result<(), SendError> {
+    if let Ok(wrapper) = iterable.cast::<file_wrapper::FileWrapper>() {
+        let sendable = file_wrapper::sendable(iterable.py(), &wrapper.borrow());
+        if let Some((fd, offset, len)) = sendable {
+            require_started(sr)?;
+            let mut this = sr.borrow_mut();
+            this.response.send_file(fd, offset, len)?;
+            this.response.finish()?;
+            return Ok(());
+        }
+    }
     let items: Option<Vec<Bound<'_, PyAny>>> = if let Ok(list) = iterable.cast::<PyList>() {
         Some(list.iter().collect())
     } else if let Ok(tuple) = iterable.cast::<PyTuple>() {

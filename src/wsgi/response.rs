@@ -249,6 +249,47 @@ impl Response {
         result
     }
 
+    /// Sends `len` bytes of an open file from `offset` with sendfile(2),
+    /// framed with an exact Content-Length when the head has not gone yet.
+    pub fn send_file(&mut self, file_fd: RawFd, offset: u64, len: u64) -> Result<(), ClientGone> {
+        if !self.head_sent {
+            self.finish_head(Some(len));
+            self.head_sent = true;
+            let head = std::mem::take(&mut self.head);
+            let r = self.send(&[&head]);
+            self.head = head;
+            r?;
+        }
+        if self.params.head_only || self.framing == Framing::NoBody {
+            return Ok(());
+        }
+        if self.framing == Framing::Chunked {
+            // The head already promised chunks (write() came first): frame it.
+            let size = format!("{len:x}\r\n");
+            self.send(&[size.as_bytes()])?;
+            self.sendfile_raw(file_fd, offset, len)?;
+            return self.send(&[b"\r\n"]);
+        }
+        let len = self.clip(len);
+        self.sendfile_raw(file_fd, offset, len)
+    }
+
+    fn sendfile_raw(&mut self, file_fd: RawFd, offset: u64, len: u64) -> Result<(), ClientGone> {
+        match sys::send_file(self.params.fd, file_fd, offset, len, self.params.timeout) {
+            Ok(n) => {
+                self.body_bytes += n;
+                if n < len {
+                    self.must_close = true; // the file shrank: the length was a lie
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.must_close = true;
+                Err(ClientGone(e))
+            }
+        }
+    }
+
     /// Ends the response: sends a head not yet sent (empty body) or the last chunk.
     pub fn finish(&mut self) -> Result<(), ClientGone> {
         if !self.head_sent {
