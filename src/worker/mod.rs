@@ -2,6 +2,7 @@
 //! app, tells the master it is ready and runs its event loop.
 
 mod conn;
+pub mod drive;
 mod event_loop;
 mod recycle;
 mod serve;
