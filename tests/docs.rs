@@ -13,7 +13,8 @@ fn help() -> String {
 }
 
 fn man_page() -> String {
-    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/man/rwsgi.1")).expect("read man/rwsgi.1")
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/man/rwsgi.1"))
+        .expect("read man/rwsgi.1")
 }
 
 /// Long flags and aliases as `--help` prints them.
@@ -21,7 +22,10 @@ fn long_flags(help: &str) -> Vec<String> {
     let mut flags: Vec<String> = help
         .split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == ']')
         .filter(|w| w.starts_with("--") && w.len() > 2)
-        .map(|w| w.trim_end_matches(|c: char| !c.is_alphanumeric()).to_string())
+        .map(|w| {
+            w.trim_end_matches(|c: char| !c.is_alphanumeric())
+                .to_string()
+        })
         .collect();
     flags.sort();
     flags.dedup();
@@ -32,9 +36,15 @@ fn long_flags(help: &str) -> Vec<String> {
 fn every_flag_is_in_the_man_page() {
     let man = man_page().replace("\\-", "-");
     let flags = long_flags(&help());
-    assert!(flags.len() > 20, "parsed too few flags from --help: {flags:?}");
+    assert!(
+        flags.len() > 20,
+        "parsed too few flags from --help: {flags:?}"
+    );
     let missing: Vec<&String> = flags.iter().filter(|f| !man.contains(f.as_str())).collect();
-    assert!(missing.is_empty(), "flags missing from man/rwsgi.1: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "flags missing from man/rwsgi.1: {missing:?}"
+    );
 }
 
 #[test]
