@@ -77,6 +77,22 @@ pub struct Cli {
     #[arg(long, short = 'L')]
     pub disable_logging: bool,
 
+    /// Access-log format: default, combined, json, or a template with %(var) placeholders (see rwsgi(1))
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+
+    /// Log the first X-Forwarded-For address as the client (only from --trusted-proxies)
+    #[arg(long)]
+    pub log_x_forwarded_for: bool,
+
+    /// Peers whose X-Forwarded-For is believed: IPs or networks, comma-separated [default: 127.0.0.1,::1]
+    #[arg(long, value_name = "LIST")]
+    pub trusted_proxies: Option<String>,
+
+    /// Log requests slower than MS milliseconds, even with the access log off
+    #[arg(long, value_name = "MS")]
+    pub log_slow: Option<u64>,
+
     /// Largest request head in bytes (request line + headers) [default: 65536]
     #[arg(long, short = 'b', value_name = "BYTES")]
     pub buffer_size: Option<usize>,

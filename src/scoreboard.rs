@@ -50,10 +50,51 @@ pub struct Slot {
     exceptions: AtomicU64,
     tx_bytes: AtomicU64,
     rss_bytes: AtomicU64,
+    vsz_bytes: AtomicU64,
     spawned_at_us: AtomicU64,
+    /// Total time spent serving requests, µs.
+    running_us: AtomicU64,
+    /// Responses by status class: 1xx .. 5xx.
+    by_class: [AtomicU64; 5],
+    /// Request durations, one counter per bucket of [`DURATION_BUCKETS_US`]
+    /// (the last one is everything slower).
+    buckets: [AtomicU64; DURATION_BUCKETS_US.len() + 1],
     /// `METHOD target` of the current request (for the harakiri log line):
     /// byte 0 is the length, then up to LABEL_BYTES bytes, packed in atomics.
     label: [AtomicU64; LABEL_WORDS],
+}
+
+/// Upper bounds of the request-duration histogram buckets, in µs.
+pub const DURATION_BUCKETS_US: [u64; 13] = [
+    1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
+    5_000_000, 10_000_000,
+];
+
+/// A plain copy of a slot's counters, for the stats and metrics endpoints,
+/// and for keeping the totals of workers that are gone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub requests: u64,
+    pub exceptions: u64,
+    pub tx_bytes: u64,
+    pub running_us: u64,
+    pub by_class: [u64; 5],
+    pub buckets: [u64; DURATION_BUCKETS_US.len() + 1],
+}
+
+impl Counters {
+    pub fn add(&mut self, other: &Counters) {
+        self.requests += other.requests;
+        self.exceptions += other.exceptions;
+        self.tx_bytes += other.tx_bytes;
+        self.running_us += other.running_us;
+        for (a, b) in self.by_class.iter_mut().zip(other.by_class) {
+            *a += b;
+        }
+        for (a, b) in self.buckets.iter_mut().zip(other.buckets) {
+            *a += b;
+        }
+    }
 }
 
 const LABEL_WORDS: usize = 16;
@@ -75,8 +116,33 @@ impl Slot {
     pub fn rss_bytes(&self) -> u64 {
         self.rss_bytes.load(Relaxed)
     }
-    pub fn set_rss(&self, bytes: u64) {
-        self.rss_bytes.store(bytes, Relaxed);
+    pub fn vsz_bytes(&self) -> u64 {
+        self.vsz_bytes.load(Relaxed)
+    }
+    pub fn spawned_at_us(&self) -> u64 {
+        self.spawned_at_us.load(Relaxed)
+    }
+    pub fn set_memory(&self, rss: u64, vsz: u64) {
+        self.rss_bytes.store(rss, Relaxed);
+        self.vsz_bytes.store(vsz, Relaxed);
+    }
+
+    /// The slot's counters as plain numbers.
+    pub fn counters(&self) -> Counters {
+        let mut c = Counters {
+            requests: self.requests.load(Relaxed),
+            exceptions: self.exceptions.load(Relaxed),
+            tx_bytes: self.tx_bytes.load(Relaxed),
+            running_us: self.running_us.load(Relaxed),
+            ..Counters::default()
+        };
+        for (dst, src) in c.by_class.iter_mut().zip(&self.by_class) {
+            *dst = src.load(Relaxed);
+        }
+        for (dst, src) in c.buckets.iter_mut().zip(&self.buckets) {
+            *dst = src.load(Relaxed);
+        }
+        c
     }
 
     /// Worker: records what the current request is (truncated to fit).
@@ -117,6 +183,11 @@ impl Slot {
         self.exceptions.store(0, Relaxed);
         self.tx_bytes.store(0, Relaxed);
         self.rss_bytes.store(0, Relaxed);
+        self.vsz_bytes.store(0, Relaxed);
+        self.running_us.store(0, Relaxed);
+        for c in self.by_class.iter().chain(&self.buckets) {
+            c.store(0, Relaxed);
+        }
         self.spawned_at_us.store(now_us, Relaxed);
         self.state.store(WorkerState::Starting as u32, Relaxed);
     }
@@ -144,9 +215,18 @@ impl Slot {
     }
 
     /// Worker: the request is answered. Returns the requests served so far.
-    pub fn end_request(&self, tx: u64, exception: bool) -> u64 {
+    pub fn end_request(&self, tx: u64, exception: bool, status: u16, micros: u64) -> u64 {
         self.request_start_us.store(0, Relaxed);
         self.tx_bytes.fetch_add(tx, Relaxed);
+        self.running_us.fetch_add(micros, Relaxed);
+        if (100..600).contains(&status) {
+            self.by_class[usize::from(status / 100 - 1)].fetch_add(1, Relaxed);
+        }
+        let bucket = DURATION_BUCKETS_US
+            .iter()
+            .position(|&b| micros <= b)
+            .unwrap_or(DURATION_BUCKETS_US.len());
+        self.buckets[bucket].fetch_add(1, Relaxed);
         if exception {
             self.exceptions.fetch_add(1, Relaxed);
         }
@@ -211,7 +291,11 @@ mod tests {
         slot.set_state(WorkerState::Ready);
         slot.begin_request(100);
         assert_eq!(slot.state(), WorkerState::Busy);
-        assert_eq!(slot.end_request(13, true), 1);
+        assert_eq!(slot.end_request(13, true, 500, 3_000), 1);
+        let c = slot.counters();
+        assert_eq!((c.exceptions, c.tx_bytes, c.running_us), (1, 13, 3_000));
+        assert_eq!(c.by_class, [0, 0, 0, 0, 1]);
+        assert_eq!(c.buckets[2], 1, "3 ms falls in the 5 ms bucket");
         assert_eq!(slot.state(), WorkerState::Ready);
         assert_eq!(slot.requests(), 1);
         slot.set_label(&[b"GET", b" ", b"/x"]);

@@ -434,13 +434,15 @@ pub fn listen(fd: RawFd, backlog: u32) -> io::Result<()> {
     Ok(())
 }
 
-/// This process's resident set size in bytes, from /proc/self/statm.
-pub fn resident_bytes() -> Option<u64> {
+/// This process's (resident, virtual) memory in bytes, from /proc/self/statm.
+pub fn memory_bytes() -> Option<(u64, u64)> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    let mut fields = statm.split_whitespace();
+    let size: u64 = fields.next()?.parse().ok()?;
+    let resident: u64 = fields.next()?.parse().ok()?;
     // SAFETY: sysconf has no memory effects.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    Some(pages * u64::try_from(page).ok()?)
+    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()?;
+    Some((resident * page, size * page))
 }
 
 /// Size of the regular file open as `fd`; `None` for anything else (pipes,

@@ -42,11 +42,23 @@ pub struct Config {
     pub pythonpath: Vec<PathBuf>,
     pub log_level: log::LevelFilter,
     pub access_log: bool,
+    pub access: AccessLog,
     pub limits: Limits,
     pub shutdown_timeout: Duration,
     pub shutdown_delay: Duration,
     pub reload_mode: ReloadMode,
     pub recycle: Recycle,
+}
+
+/// How requests are logged.
+#[derive(Debug, Clone)]
+pub struct AccessLog {
+    pub format: crate::log::access::Format,
+    /// Log the first X-Forwarded-For address when the peer is trusted.
+    pub x_forwarded_for: bool,
+    pub trusted: crate::log::access::Trusted,
+    /// Requests at least this slow are logged even with the access log off.
+    pub slow: Option<Duration>,
 }
 
 /// What to do with unix socket files.
@@ -237,7 +249,20 @@ impl Config {
             harakiri: cli.harakiri.filter(|&s| s > 0).map(Duration::from_secs),
             min_worker_lifetime: Duration::from_secs(cli.min_worker_lifetime.unwrap_or(1)),
         };
+        let access = AccessLog {
+            format: crate::log::access::Format::parse(
+                cli.log_format.as_deref().unwrap_or("default"),
+            )
+            .map_err(ConfigError)?,
+            x_forwarded_for: cli.log_x_forwarded_for,
+            trusted: crate::log::access::Trusted::parse(
+                cli.trusted_proxies.as_deref().unwrap_or("127.0.0.1,::1"),
+            )
+            .map_err(ConfigError)?,
+            slow: cli.log_slow.map(Duration::from_millis),
+        };
         Ok(Config {
+            access,
             unix,
             recycle,
             shutdown_delay: Duration::from_secs(cli.shutdown_delay.unwrap_or(0)),

@@ -34,6 +34,11 @@ pub fn http_date(secs: u64) -> [u8; DATE_LEN] {
     out
 }
 
+/// (year, month 1-12, day 1-31) of a Unix time.
+pub fn civil_date(secs: u64) -> (i64, u32, u32) {
+    civil_from_days((secs / 86_400) as i64)
+}
+
 fn two(dst: &mut [u8], v: u64) {
     dst[0] = b'0' + (v / 10 % 10) as u8;
     dst[1] = b'0' + (v % 10) as u8;

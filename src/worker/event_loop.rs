@@ -57,6 +57,8 @@ pub struct EventLoop<'a> {
     pub(super) bridge: Bridge,
     pub(super) date: super::serve::DateCache,
     pub(super) stopping: bool,
+    /// Reused buffer for access-log lines.
+    pub(super) log_line: String,
     pub(super) recycler: super::recycle::Recycler,
     pub(super) notify_fd: std::os::fd::RawFd,
     pub(super) slot_index: usize,
@@ -123,6 +125,7 @@ impl<'a> EventLoop<'a> {
             bridge,
             date: super::serve::DateCache::new(),
             stopping: false,
+            log_line: String::with_capacity(256),
             recycler: super::recycle::Recycler::new(
                 &ctx.config.recycle,
                 u64::from(sys::getpid().unsigned_abs()) ^ crate::scoreboard::now_us(),

@@ -1,6 +1,7 @@
 //! A worker process: after fork it cleans up, starts Python, imports the
 //! app, tells the master it is ready and runs its event loop.
 
+mod access;
 mod conn;
 pub mod drive;
 mod event_loop;

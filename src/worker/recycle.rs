@@ -45,8 +45,8 @@ impl Recycler {
     ) -> Option<RetireReason> {
         if now >= self.next_rss_check {
             self.next_rss_check = now + RSS_EVERY;
-            if let Some(rss) = crate::sys::resident_bytes() {
-                slot.set_rss(rss);
+            if let Some((rss, vsz)) = crate::sys::memory_bytes() {
+                slot.set_memory(rss, vsz);
             }
         }
         if self.asked {

@@ -226,26 +226,26 @@ impl EventLoop<'_> {
             params,
             &label,
         );
-        let served = self.slot.end_request(outcome.body_bytes, outcome.exception);
-        if self.config.access_log {
-            // Behind nginx the client is REMOTE_ADDR, not the socket peer.
-            let addr = match conn.protocol {
-                Protocol::Uwsgi => uwsgi::var(&conn.buf, &conn.packet, b"REMOTE_ADDR")
-                    .map(String::from_utf8_lossy)
-                    .unwrap_or_default(),
-                Protocol::Http => std::borrow::Cow::Borrowed(conn.info.remote_addr.as_str()),
-            };
-            crate::log::access(
-                &addr,
-                &String::from_utf8_lossy(label.method),
-                &String::from_utf8_lossy(label.target),
-                version.as_str(),
-                outcome.status,
-                outcome.body_bytes,
-                started.elapsed().as_micros() as u64,
-                self.id,
-            );
-        }
+        let micros = started.elapsed().as_micros() as u64;
+        let served = self.slot.end_request(
+            outcome.body_bytes,
+            outcome.exception,
+            outcome.status,
+            micros,
+        );
+        super::access::log_request(
+            self.config,
+            conn,
+            &super::access::Served {
+                method: label.method,
+                uri: label.target,
+                proto: version.as_str(),
+                outcome: &outcome,
+                micros,
+                wid: self.id,
+            },
+            &mut self.log_line,
+        );
         if let Some(reason) = self
             .recycler
             .after_request(served, self.slot, Instant::now())

@@ -1,6 +1,8 @@
 //! Logging: `log` + `env_logger` to stderr, one line per event, each with a
 //! timestamp, the level and the pid (master and workers share stderr).
 
+pub mod access;
+
 use std::io::Write;
 
 /// Sets up the logger. `level` comes from `--log-level`; `RUST_LOG` may refine
@@ -24,25 +26,4 @@ pub fn init(level: log::LevelFilter) {
     builder.target(env_logger::Target::Stderr);
     // A second init (never expected) must not abort the server.
     let _ = builder.try_init();
-}
-
-/// The access-log line for one request, in the documented default format:
-/// `ADDR "METHOD URI PROTO" STATUS BYTES DURATIONms wWORKER`.
-#[allow(clippy::too_many_arguments)]
-pub fn access(
-    addr: &str,
-    method: &str,
-    uri: &str,
-    proto: &str,
-    status: u16,
-    bytes: u64,
-    micros: u64,
-    worker: usize,
-) {
-    log::info!(
-        target: "rwsgi::access",
-        "{addr} \"{method} {uri} {proto}\" {status} {bytes} {}.{:03}ms w{worker}",
-        micros / 1000,
-        micros % 1000
-    );
 }
