@@ -41,6 +41,18 @@ pub struct Cli {
     #[arg(long)]
     pub vacuum: bool,
 
+    /// Serve uWSGI-format stats JSON on ADDR (TCP or unix path): written on connect, as uwsgitop expects
+    #[arg(long, value_name = "ADDR")]
+    pub stats: Option<String>,
+
+    /// Serve the --stats JSON as an HTTP response instead
+    #[arg(long)]
+    pub stats_http: bool,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
+
     /// Number of worker processes [default: 1]
     #[arg(long, short = 'p', visible_alias = "workers", value_name = "N")]
     pub processes: Option<usize>,

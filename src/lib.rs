@@ -10,6 +10,7 @@ pub mod master;
 pub mod protocol;
 pub mod scoreboard;
 pub mod socket;
+pub mod stats;
 pub mod sys;
 pub mod worker;
 pub mod wsgi;

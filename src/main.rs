@@ -1,6 +1,7 @@
 //! rwsgi: parse the flags, load the configuration, run the master, exit.
 
 use clap::Parser;
+use rwsgi::master::endpoints::Kind;
 use rwsgi::{cli, config, log, master, socket, sys, worker};
 
 /// Exit codes (documented in rwsgi(1)).
@@ -33,7 +34,27 @@ fn main() {
             l.raw_fd()
         );
     }
-    let master = match master::Master::new(config, listeners, worker::entry) {
+    let mut endpoints = Vec::new();
+    let wanted = [
+        config.stats.as_ref().map(|(a, http)| {
+            let kind = if *http { Kind::StatsHttp } else { Kind::Stats };
+            (kind, a)
+        }),
+        config.metrics.as_ref().map(|a| (Kind::Metrics, a)),
+    ];
+    for (kind, addr) in wanted.into_iter().flatten() {
+        match socket::bind_endpoint(addr, &config.unix) {
+            Ok(l) => {
+                ::log::info!("{kind:?} endpoint on {} (fd {})", l.addr, l.raw_fd());
+                endpoints.push((kind, l));
+            }
+            Err(e) => {
+                ::log::error!("{e}");
+                std::process::exit(EXIT_SOCKET);
+            }
+        }
+    }
+    let master = match master::Master::new(config, listeners, endpoints, worker::entry) {
         Ok(m) => m,
         Err(e) => {
             ::log::error!("cannot start the master: {e}");

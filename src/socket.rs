@@ -52,6 +52,15 @@ pub fn bind_all(
         .collect()
 }
 
+/// Binds one master-only endpoint (stats, metrics).
+pub fn bind_endpoint(addr: &ListenAddr, unix: &UnixSocketOptions) -> Result<Listener, String> {
+    let spec = ListenSpec {
+        addr: addr.clone(),
+        protocol: Protocol::Http,
+    };
+    bind(&spec, 128, unix).map_err(|e| format!("cannot listen on {addr}: {e}"))
+}
+
 fn bind(spec: &ListenSpec, backlog: u32, unix: &UnixSocketOptions) -> io::Result<Listener> {
     let (fd, addr): (OwnedFd, BoundAddr) = match &spec.addr {
         ListenAddr::Tcp(a) => {

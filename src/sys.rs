@@ -491,3 +491,128 @@ pub fn send_file(
     }
     Ok(sent)
 }
+
+/// (connections waiting in the accept queue, queue size) of a listening TCP
+/// socket, from TCP_INFO: for a listener the kernel reports the current
+/// backlog in `tcpi_unacked` and its maximum in `tcpi_sacked`.
+pub fn tcp_listen_queue(fd: RawFd) -> Option<(u64, u64)> {
+    // SAFETY: a zeroed tcp_info is valid; getsockopt writes at most `len` bytes.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: info and len are valid for the call.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    (r == 0).then(|| (u64::from(info.tcpi_unacked), u64::from(info.tcpi_sacked)))
+}
+
+/// (connections waiting, queue size) of a listening unix socket, asked of the
+/// kernel through sock_diag netlink (what `ss -x` shows as Recv-Q/Send-Q).
+pub fn unix_listen_queue(fd: RawFd) -> Option<(u64, u64)> {
+    const SOCK_DIAG_BY_FAMILY: u16 = 20;
+    const UDIAG_SHOW_RQLEN: u32 = 0x10;
+    const UNIX_DIAG_RQLEN: u16 = 4;
+    // SAFETY: a zeroed stat is valid; fstat fills it.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: st is a valid, writable stat struct.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return None;
+    }
+    let inode = u32::try_from(st.st_ino).ok()?;
+    // nlmsghdr (16 bytes) + unix_diag_req (24 bytes), native endian.
+    let mut req = Vec::with_capacity(40);
+    req.extend_from_slice(&40u32.to_ne_bytes());
+    req.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    req.extend_from_slice(&(libc::NLM_F_REQUEST as u16).to_ne_bytes());
+    req.extend_from_slice(&1u32.to_ne_bytes()); // seq
+    req.extend_from_slice(&0u32.to_ne_bytes()); // pid
+    req.push(libc::AF_UNIX as u8); // sdiag_family
+    req.push(0); // sdiag_protocol
+    req.extend_from_slice(&0u16.to_ne_bytes()); // pad
+    req.extend_from_slice(&(1u32 << 10).to_ne_bytes()); // states: TCP_LISTEN
+    req.extend_from_slice(&inode.to_ne_bytes());
+    req.extend_from_slice(&UDIAG_SHOW_RQLEN.to_ne_bytes());
+    req.extend_from_slice(&[0xff; 8]); // cookie: none
+                                       // SAFETY: plain socket creation.
+    let nl = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+            libc::NETLINK_SOCK_DIAG,
+        )
+    };
+    if nl < 0 {
+        return None;
+    }
+    // SAFETY: nl is a socket we just created and own.
+    let nl = unsafe { OwnedFd::from_raw_fd(nl) };
+    // SAFETY: req is a valid buffer for its length.
+    let sent = unsafe { libc::send(nl.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) };
+    if sent != req.len() as isize {
+        return None;
+    }
+    let mut buf = [0u8; 1024];
+    // SAFETY: buf is a valid, writable buffer; the kernel answers at once.
+    let n = unsafe { libc::recv(nl.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+    let reply = buf.get(..usize::try_from(n).ok()?)?;
+    let u16_at = |i: usize| Some(u16::from_ne_bytes(reply.get(i..i + 2)?.try_into().ok()?));
+    let u32_at = |i: usize| Some(u32::from_ne_bytes(reply.get(i..i + 4)?.try_into().ok()?));
+    if u16_at(4)? != SOCK_DIAG_BY_FAMILY {
+        return None; // an error or empty answer
+    }
+    let end = usize::try_from(u32_at(0)?).ok()?.min(reply.len());
+    // Attributes follow the 16-byte header and the 16-byte unix_diag_msg.
+    let mut at = 32;
+    while at + 4 <= end {
+        let len = usize::from(u16_at(at)?);
+        if len < 4 {
+            break;
+        }
+        if u16_at(at + 2)? == UNIX_DIAG_RQLEN {
+            return Some((u64::from(u32_at(at + 4)?), u64::from(u32_at(at + 8)?)));
+        }
+        at += (len + 3) & !3;
+    }
+    None
+}
+
+pub fn getuid() -> u32 {
+    // SAFETY: getuid cannot fail.
+    unsafe { libc::getuid() }
+}
+
+pub fn getgid() -> u32 {
+    // SAFETY: getgid cannot fail.
+    unsafe { libc::getgid() }
+}
+
+#[cfg(test)]
+mod listen_queue_tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn tcp_and_unix_queues_are_read_from_the_kernel() {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listen(tcp.as_raw_fd(), 77).unwrap();
+        let _waiting = std::net::TcpStream::connect(tcp.local_addr().unwrap()).unwrap();
+        let (q, max) = tcp_listen_queue(tcp.as_raw_fd()).expect("TCP_INFO");
+        assert_eq!((q, max), (1, 77));
+
+        let dir = std::env::temp_dir().join(format!("rwsgi-lq-{}", std::process::id()));
+        let _ = std::fs::remove_file(&dir);
+        let unix = std::os::unix::net::UnixListener::bind(&dir).unwrap();
+        listen(unix.as_raw_fd(), 33).unwrap();
+        let _a = std::os::unix::net::UnixStream::connect(&dir).unwrap();
+        let _b = std::os::unix::net::UnixStream::connect(&dir).unwrap();
+        let got = unix_listen_queue(unix.as_raw_fd());
+        let _ = std::fs::remove_file(&dir);
+        assert_eq!(got, Some((2, 33)));
+    }
+}

@@ -33,6 +33,9 @@ impl fmt::Display for AppSource {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: Vec<ListenSpec>,
+    /// `--stats` and whether it speaks HTTP (`--stats-http`).
+    pub stats: Option<(ListenAddr, bool)>,
+    pub metrics: Option<ListenAddr>,
     pub unix: UnixSocketOptions,
     pub backlog: u32,
     pub processes: usize,
@@ -261,7 +264,19 @@ impl Config {
             .map_err(ConfigError)?,
             slow: cli.log_slow.map(Duration::from_millis),
         };
+        let endpoint = |flag: &str, v: &Option<String>| {
+            v.as_deref()
+                .map(|a| parse_listen(a).map_err(|e| ConfigError(format!("{flag} {a}: {e}"))))
+                .transpose()
+        };
+        if cli.stats_http && cli.stats.is_none() {
+            return err("--stats-http needs --stats ADDR");
+        }
+        let stats = endpoint("--stats", &cli.stats)?.map(|a| (a, cli.stats_http));
+        let metrics = endpoint("--metrics", &cli.metrics)?;
         Ok(Config {
+            stats,
+            metrics,
             access,
             unix,
             recycle,

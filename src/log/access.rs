@@ -252,7 +252,7 @@ fn iso_time(secs: u64, millis: u32) -> String {
 }
 
 /// Appends `s` as a JSON string literal.
-fn json_string(out: &mut String, s: &str) {
+pub fn json_string(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {

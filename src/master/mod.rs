@@ -2,8 +2,10 @@
 //! workers and supervises them from a single-threaded mio loop. It never
 //! initialises Python; it receives the worker entry point as a function.
 
+pub mod endpoints;
 mod pool;
 mod signals;
+mod snapshot;
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -112,6 +114,9 @@ pub struct Master {
     notify_read: OwnedFd,
     notify_write: OwnedFd,
     pool: Pool,
+    endpoints: endpoints::Endpoints,
+    /// Request counts at the previous stats snapshot (for delta_requests).
+    last_requests: std::collections::HashMap<i32, u64>,
     phase: Phase,
     started: Instant,
     /// When the shutdown grace ends and stragglers are killed.
@@ -124,7 +129,12 @@ pub struct Master {
 }
 
 impl Master {
-    pub fn new(config: Config, listeners: Vec<Listener>, entry: WorkerEntry) -> io::Result<Master> {
+    pub fn new(
+        config: Config,
+        listeners: Vec<Listener>,
+        endpoints: Vec<(endpoints::Kind, Listener)>,
+        entry: WorkerEntry,
+    ) -> io::Result<Master> {
         let scoreboard = Scoreboard::new()?;
         let signal_fd = sys::install_signal_pipe(signals::HANDLED)?;
         sys::ignore_signals(&[libc::SIGPIPE])?;
@@ -146,11 +156,13 @@ impl Master {
         }
         let unix_paths = listeners
             .iter()
+            .chain(endpoints.iter().map(|(_, l)| l))
             .filter_map(|l| match &l.addr {
                 crate::socket::BoundAddr::Unix(p) => Some(p.clone()),
                 crate::socket::BoundAddr::Tcp(_) => None,
             })
             .collect();
+        let endpoints = endpoints::Endpoints::new(endpoints, poll.registry())?;
         let pool = Pool::new(entry, config.processes, config.reload_mode);
         Ok(Master {
             config,
@@ -161,6 +173,8 @@ impl Master {
             notify_read,
             notify_write,
             pool,
+            endpoints,
+            last_requests: std::collections::HashMap::new(),
             phase: Phase::Starting,
             started: Instant::now(),
             kill_at: None,
@@ -197,7 +211,20 @@ impl Master {
                 match ev.token() {
                     SIGNAL => sys::drain_signals(self.signal_fd.as_raw_fd(), &mut sigs),
                     NOTIFY => self.read_notices(),
-                    _ => {}
+                    token => {
+                        let Master {
+                            endpoints,
+                            pool,
+                            scoreboard,
+                            listeners,
+                            last_requests,
+                            poll,
+                            ..
+                        } = &mut self;
+                        let mut snap =
+                            || snapshot::take(pool, scoreboard, listeners, last_requests);
+                        endpoints.on_event(token, poll.registry(), &mut snap);
+                    }
                 }
             }
             for sig in sigs.drain(..) {
@@ -336,11 +363,12 @@ impl Master {
         if self.phase == Phase::ShuttingDown {
             return;
         }
-        let inherited = [
+        let mut inherited = vec![
             self.poll.as_raw_fd(),
             self.signal_fd.as_raw_fd(),
             self.notify_read.as_raw_fd(),
         ];
+        inherited.extend(self.endpoints.fds());
         if let Err(e) = self.pool.spawn_missing(
             &self.config,
             &self.listeners,
@@ -364,7 +392,7 @@ impl Master {
                     Some((Notice::Retire(reason), slot)) => {
                         if self.phase != Phase::ShuttingDown {
                             let min = self.config.recycle.min_worker_lifetime;
-                            self.pool.retire(slot, reason.flag(), min);
+                            self.pool.retire(slot, reason, min);
                             self.fill_pool();
                         }
                     }
@@ -444,6 +472,7 @@ impl Master {
     }
 
     fn on_timers(&mut self) {
+        self.endpoints.expire(self.poll.registry());
         if self.drain_at.is_some_and(|at| Instant::now() >= at) {
             self.drain_at = None;
             self.drain(true);

@@ -5,9 +5,11 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-use super::{WorkerContext, WorkerEntry, EXIT_APP_LOAD_ERROR};
+use super::{RetireReason, WorkerContext, WorkerEntry, EXIT_APP_LOAD_ERROR};
 use crate::config::Config;
-use crate::scoreboard::{now_us, Scoreboard};
+use std::collections::HashMap;
+
+use crate::scoreboard::{now_us, Counters, Scoreboard};
 use crate::socket::Listener;
 use crate::sys::{self, ExitStatus, Forked};
 
@@ -60,6 +62,13 @@ pub enum Reaped {
 }
 
 pub struct Pool {
+    /// Counters of workers that have exited (stats totals never go down).
+    pub retired: Counters,
+    /// Replacements by cause, in the order of `stats::RESPAWN_CAUSES`.
+    pub respawns: [u64; 5],
+    /// How often each worker id was spawned, and killed by harakiri.
+    pub spawns: HashMap<usize, u64>,
+    pub harakiris: HashMap<usize, u64>,
     entry: WorkerEntry,
     target: usize,
     mode: ReloadMode,
@@ -74,6 +83,10 @@ pub struct Pool {
 impl Pool {
     pub fn new(entry: WorkerEntry, target: usize, mode: ReloadMode) -> Pool {
         Pool {
+            retired: Counters::default(),
+            respawns: [0; 5],
+            spawns: HashMap::new(),
+            harakiris: HashMap::new(),
             entry,
             target,
             mode,
@@ -87,6 +100,9 @@ impl Pool {
 
     pub fn len(&self) -> usize {
         self.workers.len()
+    }
+    pub fn workers(&self) -> &[Worker] {
+        &self.workers
     }
     pub fn is_empty(&self) -> bool {
         self.workers.is_empty()
@@ -131,7 +147,12 @@ impl Pool {
                 .position(|w| !w.stopping && w.generation < generation)
                 .or_else(|| self.workers.iter().position(|w| !w.stopping && w.retiring));
             match pick {
-                Some(i) => Self::stop(&mut self.workers[i], scoreboard),
+                Some(i) => {
+                    if self.workers[i].generation < generation {
+                        self.respawns[4] += 1;
+                    }
+                    Self::stop(&mut self.workers[i], scoreboard)
+                }
                 None => return,
             }
         }
@@ -139,13 +160,19 @@ impl Pool {
 
     /// A worker asked to be recycled: mark it retiring (so a successor is
     /// spawned), or defer that until it has lived `min_lifetime`.
-    pub fn retire(&mut self, slot: usize, why: &str, min_lifetime: Duration) {
+    pub fn retire(&mut self, slot: usize, reason: RetireReason, min_lifetime: Duration) {
+        let why = reason.flag();
+        let cause = match reason {
+            RetireReason::MaxRequests => 1,
+            RetireReason::Rss => 2,
+        };
         let Some(w) = self.workers.iter_mut().find(|w| w.slot == slot) else {
             return;
         };
         if w.stopping || w.retiring || w.retire_at.is_some() {
             return;
         }
+        self.respawns[cause] += 1;
         let due = w.spawned + min_lifetime;
         if Instant::now() < due {
             log::debug!(
@@ -189,6 +216,7 @@ impl Pool {
     pub fn harakiri(&mut self, limit: Duration, scoreboard: &Scoreboard) -> usize {
         let now = now_us();
         let mut killed = 0;
+        let harakiris = &mut self.harakiris;
         for w in self.workers.iter_mut().filter(|w| !w.stopping) {
             let slot = scoreboard.slot(w.slot);
             let start = slot.request_start_us();
@@ -205,8 +233,10 @@ impl Pool {
             );
             w.stopping = true;
             sys::kill(w.pid, libc::SIGKILL);
+            *harakiris.entry(w.id).or_default() += 1;
             killed += 1;
         }
+        self.respawns[3] += killed as u64;
         killed
     }
 
@@ -260,6 +290,7 @@ impl Pool {
                 }
             };
             scoreboard.slot(slot).set_pid(pid);
+            *self.spawns.entry(id).or_default() += 1;
             log::info!(
                 "spawned worker {id} (pid {pid}, generation {})",
                 self.generation
@@ -367,6 +398,7 @@ impl Pool {
             return Reaped::Unknown;
         };
         let w = self.workers.swap_remove(pos);
+        self.retired.add(&scoreboard.slot(w.slot).counters());
         if w.stopping {
             scoreboard.slot(w.slot).free();
             log::info!("worker {} (pid {}) stopped ({status})", w.id, pid);
@@ -402,6 +434,7 @@ impl Pool {
             self.quick_deaths = 0;
         }
         scoreboard.slot(w.slot).free();
+        self.respawns[0] += 1;
         Reaped::Crashed { load_error }
     }
 }
