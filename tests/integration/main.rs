@@ -1,0 +1,21 @@
+//! Integration tests: each starts the real rwsgi binary (see `harness`) and
+//! talks to it over real sockets, as a user or a proxy would.
+
+mod harness;
+mod http;
+mod load;
+
+mod basic;
+mod errors;
+mod flask;
+mod hostile;
+mod keepalive;
+mod lifecycle;
+mod observability;
+mod nginx;
+mod pep3333;
+mod protocol;
+mod startup_errors;
+mod supervision;
+mod uwsgi;
+mod wsgi;
