@@ -190,7 +190,12 @@ pub fn parse_head(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> Parsed
         }
     };
     if head_len > limits.max_head {
-        return Parsed::Error(HttpError::HeadTooLarge(limits.max_head));
+        let line_end = buf.iter().position(|&b| b == b'\n').unwrap_or(head_len);
+        return Parsed::Error(if line_end >= limits.max_head {
+            HttpError::UriTooLong(limits.max_head)
+        } else {
+            HttpError::HeadTooLarge(limits.max_head)
+        });
     }
     // httparse accepts a bare LF as a line end; a proxy in front may not,
     // and that disagreement is how requests get smuggled.
@@ -288,6 +293,16 @@ pub fn parse_head(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> Parsed
     Parsed::Complete
 }
 
+/// `METHOD SP target SP HTTP/d.d` exactly (single spaces), whatever the digits.
+fn well_formed_other_version(line: &[u8]) -> bool {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let parts: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+    matches!(parts.as_slice(), [m, t, v]
+        if !m.is_empty() && !t.is_empty()
+            && v.len() == 8 && v.starts_with(b"HTTP/")
+            && v[5].is_ascii_digit() && v[6] == b'.' && v[7].is_ascii_digit())
+}
+
 fn has_bare_lf(head: &[u8]) -> bool {
     head.iter()
         .enumerate()
@@ -302,7 +317,12 @@ fn map_httparse_error(e: httparse::Error, buf: &[u8], limits: &Limits) -> HttpEr
     let has_ctl = |s: &[u8]| s.iter().any(|&b| b < 0x20 && b != b'\r' || b == 0x7f);
     let why = match e {
         httparse::Error::TooManyHeaders => return HttpError::TooManyHeaders(limits.max_headers),
-        httparse::Error::Version => return HttpError::VersionNotSupported,
+        // httparse says "version" for anything odd after the target; only a
+        // well-formed line with an HTTP/d.d we do not serve is a 505.
+        httparse::Error::Version if well_formed_other_version(request_line) => {
+            return HttpError::VersionNotSupported
+        }
+        httparse::Error::Version => "malformed request line",
         httparse::Error::HeaderName => {
             if buf
                 .windows(3)
@@ -348,14 +368,21 @@ fn parse_content_length(v: &[u8]) -> Option<u64> {
     })
 }
 
-/// A Transfer-Encoding list must end in `chunked`, and chunked is the only
-/// coding we decode; anything else is refused (501), never guessed at.
+/// RFC 9112 §6.3: a request whose Transfer-Encoding does not end in
+/// `chunked` has no determinable length (400). Chunked is the only coding we
+/// decode, so other codings before it are refused as unknown (501); nothing
+/// is ever guessed at.
 fn transfer_coding_is_chunked(v: &[u8]) -> Result<bool, HttpError> {
     let codings: Vec<&[u8]> = v.split(|&b| b == b',').map(trim_bytes).collect();
     if codings.iter().any(|c| c.is_empty()) {
         return Err(HttpError::BadRequest("empty Transfer-Encoding"));
     }
-    Ok(codings.len() == 1 && codings[0].eq_ignore_ascii_case(b"chunked"))
+    match codings.last() {
+        Some(last) if last.eq_ignore_ascii_case(b"chunked") => Ok(codings.len() == 1),
+        _ => Err(HttpError::BadRequest(
+            "Transfer-Encoding does not end in chunked, so the body length is unknown",
+        )),
+    }
 }
 
 /// Splits a request target into path and query ranges; the fragment is dropped

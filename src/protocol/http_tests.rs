@@ -110,10 +110,10 @@ fn hostile_heads_get_specific_errors() {
         ),
         (
             b"GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n",
-            501,
+            400,
         ),
         (
-            b"GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
             501,
         ),
         (b"GET / HTTP/1.1\r\n\r\n", 400),
@@ -127,6 +127,47 @@ fn hostile_heads_get_specific_errors() {
         match parse(req).0 {
             Parsed::Error(e) => assert_eq!(e.status(), status, "{}", String::from_utf8_lossy(req)),
             other => panic!("{:?} for {}", other, String::from_utf8_lossy(req)),
+        }
+    }
+}
+
+#[test]
+fn malformed_request_lines_are_400_and_other_versions_505() {
+    let cases: [(&[u8], u16); 8] = [
+        (b"GET / http/1.1\r\nHost: h\r\n\r\n", 400),
+        (b"GET /  HTTP/1.1\r\nHost: h\r\n\r\n", 400),
+        (b"GET /a b HTTP/1.1\r\nHost: h\r\n\r\n", 400),
+        (b"GET / HTTP/11\r\nHost: h\r\n\r\n", 400),
+        (b"GET / FOO/1.1\r\nHost: h\r\n\r\n", 400),
+        (b"GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505),
+        (b"GET / HTTP/0.9\r\n\r\n", 505),
+        (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
+    ];
+    for (req, status) in cases {
+        match parse(req).0 {
+            Parsed::Error(e) => assert_eq!(e.status(), status, "{}", String::from_utf8_lossy(req)),
+            other => panic!("{other:?} for {}", String::from_utf8_lossy(req)),
+        }
+    }
+}
+
+#[test]
+fn a_long_request_line_is_414_however_it_arrives() {
+    let limits = Limits {
+        max_head: 64,
+        max_headers: 10,
+    };
+    let req = [
+        b"GET /".as_slice(),
+        &[b'a'; 100],
+        b" HTTP/1.1\r\nHost: h\r\n\r\n",
+    ]
+    .concat();
+    let mut head = RequestHead::default();
+    for cut in [64, 100, req.len()] {
+        match parse_head(&req[..cut], &limits, &mut head) {
+            Parsed::Error(e) => assert_eq!(e.status(), 414, "cut {cut}"),
+            other => panic!("{other:?} at cut {cut}"),
         }
     }
 }
