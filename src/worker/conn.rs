@@ -80,6 +80,8 @@ pub enum Progress {
     TooLarge { length: u64, limit: u64 },
     /// The peer closed or the socket failed: drop the connection.
     Closed,
+    /// The peer closed with `got` bytes of an incomplete request sent.
+    Truncated { got: usize },
     /// The body could not be stored (temp file): answer 500 and close.
     SpoolFailed(io::Error),
     /// A uwsgi PING: answer it and close.
@@ -184,7 +186,13 @@ impl Conn {
             match progress {
                 // A half-sent request from a peer that closed can never complete.
                 Progress::Waiting | Progress::WantsContinue if peer_closed => {
-                    return Progress::Closed
+                    return if self.is_idle() {
+                        Progress::Closed
+                    } else {
+                        Progress::Truncated {
+                            got: self.buf.len() + self.body.len() as usize,
+                        }
+                    };
                 }
                 // Mid-body with more to read: the parse made room, read on.
                 Progress::Waiting if self.readable && body_in_progress => continue,

@@ -337,10 +337,16 @@ impl<'a> EventLoop<'a> {
                 continue;
             }
             if !conn.is_idle() {
-                log::debug!(
-                    "closing connection from {}: request not complete within --http-timeout",
-                    conn.info.remote_addr
-                );
+                let why = "request not complete within --http-timeout";
+                match conn.protocol {
+                    // nginx does not stall mid-packet: on a uwsgi socket it is worth a warning.
+                    crate::config::Protocol::Uwsgi => {
+                        log::warn!("closing a uwsgi connection: {why}")
+                    }
+                    crate::config::Protocol::Http => {
+                        log::debug!("closing a connection from {}: {why}", conn.info.remote_addr)
+                    }
+                }
                 self.refuse(idx, 408);
             } else {
                 self.close(idx);

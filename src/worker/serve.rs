@@ -99,6 +99,24 @@ impl EventLoop<'_> {
                 self.refuse(idx, 413);
             }
             Progress::Closed => self.close(idx),
+            Progress::Truncated { got } => {
+                if let Some(conn) = self.conns.get_mut(idx) {
+                    let what = format!(
+                        "the peer closed it after {got} byte(s), before a complete request"
+                    );
+                    // On a uwsgi socket the peer is nginx: a cut packet is worth a warning.
+                    match conn.protocol {
+                        Protocol::Uwsgi => log::warn!(
+                            "closing a uwsgi connection from {}: {what}",
+                            peer(&conn.info)
+                        ),
+                        Protocol::Http => {
+                            log::debug!("closing a connection from {}: {what}", peer(&conn.info))
+                        }
+                    }
+                }
+                self.close(idx);
+            }
             Progress::SpoolFailed(e) => {
                 log::error!("{e} (see --post-buffering)");
                 self.refuse(idx, 500);

@@ -69,19 +69,22 @@ impl EnvironBuilder {
         conn: &ConnInfo,
     ) -> PyResult<Bound<'py, PyDict>> {
         let env = self.template.bind(py).copy()?;
-        for v in &packet.vars {
+        for (i, v) in packet.vars.iter().enumerate() {
             let name = &buf[v.key.clone()];
             if name.starts_with(b"UWSGI_") {
                 // uWSGI's "magic" vars can load code; here they are never honoured.
                 continue;
             }
             let key = self.uwsgi_keys.key(py, name);
-            set_joined(
-                &env,
-                &key,
-                latin1_str(py, &buf[v.value.clone()]),
-                name == b"HTTP_COOKIE",
-            )?;
+            let value = latin1_str(py, &buf[v.value.clone()]);
+            // Join only a key this packet repeats; a template default (e.g. an
+            // empty QUERY_STRING) is replaced, never joined.
+            let repeated = packet.vars[..i].iter().any(|p| &buf[p.key.clone()] == name);
+            if repeated {
+                set_joined(&env, &key, value, name == b"HTTP_COOKIE")?;
+            } else {
+                env.set_item(&key, value)?;
+            }
         }
         let get = |k: &[u8]| var(buf, packet, k);
         if get(b"REQUEST_METHOD").is_none() {
