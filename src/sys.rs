@@ -436,7 +436,16 @@ pub fn listen(fd: RawFd, backlog: u32) -> io::Result<()> {
 
 /// This process's (resident, virtual) memory in bytes, from /proc/self/statm.
 pub fn memory_bytes() -> Option<(u64, u64)> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    statm("/proc/self/statm")
+}
+
+/// Another process's (resident, virtual) memory in bytes.
+pub fn memory_of(pid: libc::pid_t) -> Option<(u64, u64)> {
+    statm(&format!("/proc/{pid}/statm"))
+}
+
+fn statm(path: &str) -> Option<(u64, u64)> {
+    let statm = std::fs::read_to_string(path).ok()?;
     let mut fields = statm.split_whitespace();
     let size: u64 = fields.next()?.parse().ok()?;
     let resident: u64 = fields.next()?.parse().ok()?;
@@ -615,4 +624,23 @@ mod listen_queue_tests {
         let _ = std::fs::remove_file(&dir);
         assert_eq!(got, Some((2, 33)));
     }
+}
+
+/// Stops a listening socket from accepting: the kernel refuses new
+/// connections from now on, for every process sharing the socket. (What is
+/// still queued is reset, so callers accept the queue first.)
+pub fn shutdown_listener(fd: RawFd) {
+    // SAFETY: shutdown on an integer fd has no memory effects.
+    unsafe {
+        libc::shutdown(fd, libc::SHUT_RD);
+    }
+}
+
+/// Accepts one queued connection on a non-blocking listener, if any.
+pub fn accept_nonblocking(fd: RawFd) -> Option<OwnedFd> {
+    let flags = libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK;
+    // SAFETY: null address pointers are allowed by accept4.
+    let c = unsafe { libc::accept4(fd, std::ptr::null_mut(), std::ptr::null_mut(), flags) };
+    // SAFETY: c is a fresh fd nobody else owns.
+    (c >= 0).then(|| unsafe { OwnedFd::from_raw_fd(c) })
 }

@@ -122,7 +122,7 @@ impl Endpoints {
         &mut self,
         token: Token,
         registry: &Registry,
-        snapshot: &mut dyn FnMut() -> Snapshot,
+        snapshot: &mut dyn FnMut(Kind) -> Snapshot,
     ) {
         let t = token.0;
         if (LISTENER_BASE..LISTENER_BASE + self.listeners.len()).contains(&t) {
@@ -132,7 +132,12 @@ impl Endpoints {
         }
     }
 
-    fn accept(&mut self, i: usize, registry: &Registry, snapshot: &mut dyn FnMut() -> Snapshot) {
+    fn accept(
+        &mut self,
+        i: usize,
+        registry: &Registry,
+        snapshot: &mut dyn FnMut(Kind) -> Snapshot,
+    ) {
         loop {
             let (kind, sock) = &self.listeners[i];
             let stream = match sock {
@@ -166,14 +171,19 @@ impl Endpoints {
                 deadline: Instant::now() + CLIENT_TIMEOUT,
             };
             if client.kind == Kind::Stats {
-                client.output = render_json(&snapshot()).into_bytes();
+                client.output = render_json(&snapshot(Kind::Stats)).into_bytes();
             }
             self.clients.insert(id, client);
             self.progress(id, registry, snapshot);
         }
     }
 
-    fn progress(&mut self, id: usize, registry: &Registry, snapshot: &mut dyn FnMut() -> Snapshot) {
+    fn progress(
+        &mut self,
+        id: usize,
+        registry: &Registry,
+        snapshot: &mut dyn FnMut(Kind) -> Snapshot,
+    ) {
         let Some(c) = self.clients.get_mut(&id) else {
             return;
         };
@@ -181,6 +191,9 @@ impl Endpoints {
             let mut buf = [0u8; 2048];
             loop {
                 match c.stream.io().read(&mut buf) {
+                    // A client may half-close right after its request: answer
+                    // a complete head, drop anything less.
+                    Ok(0) if c.input.windows(4).any(|w| w == b"\r\n\r\n") => break,
                     Ok(0) => return self.drop_client(id, registry),
                     Ok(n) => c.input.extend_from_slice(&buf[..n]),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -230,7 +243,7 @@ impl Endpoints {
 }
 
 /// The HTTP response for a stats-over-HTTP or metrics request.
-fn http_answer(kind: Kind, request: &[u8], snapshot: &mut dyn FnMut() -> Snapshot) -> Vec<u8> {
+fn http_answer(kind: Kind, request: &[u8], snapshot: &mut dyn FnMut(Kind) -> Snapshot) -> Vec<u8> {
     let line = request.split(|&b| b == b'\r').next().unwrap_or(b"");
     let mut parts = line.split(|&b| b == b' ');
     let method = parts.next().unwrap_or(b"");
@@ -247,7 +260,7 @@ fn http_answer(kind: Kind, request: &[u8], snapshot: &mut dyn FnMut() -> Snapsho
             Kind::Metrics if path == b"/metrics" || path == b"/" => (
                 "200 OK",
                 "text/plain; version=0.0.4; charset=utf-8",
-                render_prometheus(&snapshot()),
+                render_prometheus(&snapshot(kind)),
             ),
             Kind::Metrics => (
                 "404 Not Found",
@@ -255,7 +268,7 @@ fn http_answer(kind: Kind, request: &[u8], snapshot: &mut dyn FnMut() -> Snapsho
                 "metrics are at /metrics\n".into(),
             ),
             Kind::Stats | Kind::StatsHttp => {
-                ("200 OK", "application/json", render_json(&snapshot()))
+                ("200 OK", "application/json", render_json(&snapshot(kind)))
             }
         }
     };

@@ -221,8 +221,12 @@ impl Master {
                             poll,
                             ..
                         } = &mut self;
-                        let mut snap =
-                            || snapshot::take(pool, scoreboard, listeners, last_requests);
+                        // Only stats documents advance delta_requests: a
+                        // Prometheus scrape must not reset it for uwsgitop.
+                        let mut snap = |kind: endpoints::Kind| {
+                            let track = kind != endpoints::Kind::Metrics;
+                            snapshot::take(pool, scoreboard, listeners, last_requests, track)
+                        };
                         endpoints.on_event(token, poll.registry(), &mut snap);
                     }
                 }
@@ -335,14 +339,45 @@ impl Master {
             self.pool.len(),
             grace.as_secs_f32()
         );
-        self.listeners.clear();
+        if self.pool.is_empty() {
+            self.shut_listeners();
+        }
+        // USR2: each worker takes what is queued, then shuts the shared
+        // listeners, so later connections are refused, never queued and reset.
         self.pool.stop_all(if graceful {
-            libc::SIGTERM
+            libc::SIGUSR2
         } else {
             libc::SIGINT
         });
         let kill_at = Instant::now() + grace;
         self.kill_at = Some(self.kill_at.map_or(kill_at, |k| k.min(kill_at)));
+    }
+
+    /// Answers whatever still waits in the accept queues with 503 (only
+    /// stragglers are left to serve it) and shuts the listeners, so nothing
+    /// accepted by the kernel is reset without an answer.
+    fn shut_listeners(&mut self) {
+        for l in &self.listeners {
+            let fd = l.raw_fd();
+            let mut answered = 0;
+            while let Some(conn) = sys::accept_nonblocking(fd) {
+                if l.protocol == crate::config::Protocol::Http {
+                    let mut out = Vec::new();
+                    let now = crate::scoreboard::now_us() / 1_000_000;
+                    let date = crate::protocol::date::http_date(now);
+                    crate::protocol::http::write_simple_response(&mut out, 503, &date, true);
+                    let _ = sys::send_all(conn.as_raw_fd(), &[&out], Duration::from_millis(100));
+                }
+                answered += 1;
+            }
+            if answered > 0 {
+                log::warn!(
+                    "answered {answered} queued connection(s) on {} with 503: shutting down",
+                    l.addr
+                );
+            }
+            sys::shutdown_listener(fd);
+        }
     }
 
     fn reload(&mut self) {
@@ -498,6 +533,7 @@ impl Master {
                     "shutdown grace over: killing {} worker(s) still running",
                     self.pool.len()
                 );
+                self.shut_listeners();
                 self.pool.stop_all(libc::SIGKILL);
                 self.kill_at = None;
             }

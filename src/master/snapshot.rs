@@ -16,6 +16,7 @@ pub fn take(
     scoreboard: &Scoreboard,
     listeners: &[Listener],
     last_requests: &mut HashMap<i32, u64>,
+    track_delta: bool,
 ) -> Snapshot {
     let sockets = listeners
         .iter()
@@ -43,6 +44,8 @@ pub fn take(
         .map(|w| {
             let slot = scoreboard.slot(w.slot);
             let counters = slot.counters();
+            // Read each worker's memory now, so idle workers show it too.
+            let (rss, vsz) = sys::memory_of(w.pid).unwrap_or((slot.rss_bytes(), slot.vsz_bytes()));
             let previous = last_requests.get(&w.pid).copied().unwrap_or(0);
             seen.insert(w.pid, counters.requests);
             let status = if w.stopping || w.retiring {
@@ -60,8 +63,8 @@ pub fn take(
                 status,
                 delta_requests: counters.requests.saturating_sub(previous),
                 counters,
-                rss: slot.rss_bytes(),
-                vsz: slot.vsz_bytes(),
+                rss,
+                vsz,
                 last_spawn: slot.spawned_at_us() / 1_000_000,
                 respawn_count: pool.spawns.get(&w.id).copied().unwrap_or(0),
                 harakiri_count: pool.harakiris.get(&w.id).copied().unwrap_or(0),
@@ -70,7 +73,9 @@ pub fn take(
         })
         .collect();
     workers.sort_by_key(|w| (w.id, w.pid));
-    *last_requests = seen;
+    if track_delta {
+        *last_requests = seen;
+    }
     Snapshot {
         pid: sys::getpid(),
         uid: sys::getuid(),

@@ -197,16 +197,23 @@ impl<'a> EventLoop<'a> {
         sys::drain_signals(self.signal_fd.as_raw_fd(), &mut sigs);
         for sig in sigs {
             match sig {
-                libc::SIGTERM => self.begin_stop(),
+                libc::SIGTERM => self.begin_stop(false),
+                libc::SIGUSR2 => self.begin_stop(true),
                 _ => self.exit_now = true,
             }
         }
     }
 
     /// Graceful stop: no new connections; requests in progress finish; idle
-    /// keep-alive connections get a short grace, then close.
-    fn begin_stop(&mut self) {
+    /// keep-alive connections get a short grace, then close. With
+    /// `shut_listeners` (the whole server is draining) the shared listening
+    /// sockets are shut after the queue is taken, so the kernel refuses new
+    /// connections instead of queueing them for nobody.
+    fn begin_stop(&mut self, shut_listeners: bool) {
         if self.stopping {
+            if shut_listeners {
+                log::debug!("worker {}: already stopping", self.id);
+            }
             return;
         }
         // Take what already waits in the accept queue before letting go of
@@ -214,6 +221,14 @@ impl<'a> EventLoop<'a> {
         // are answered (with `Connection: close`), not reset.
         for i in 0..self.listeners.len() {
             while self.accept(i) {}
+            if shut_listeners {
+                if let Some(Some(l)) = self.listeners.get(i) {
+                    sys::shutdown_listener(match &l.socket {
+                        ListenSocket::Tcp(s) => s.as_raw_fd(),
+                        ListenSocket::Unix(s) => s.as_raw_fd(),
+                    });
+                }
+            }
         }
         self.stopping = true;
         self.slot

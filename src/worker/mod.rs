@@ -14,13 +14,14 @@ use crate::scoreboard::WorkerState;
 use crate::sys;
 use crate::wsgi::{self, Bridge};
 
-/// Signals the worker handles itself (through its own self-pipe).
-const HANDLED: &[libc::c_int] = &[libc::SIGTERM, libc::SIGINT, libc::SIGQUIT];
+/// Signals the worker handles itself (through its own self-pipe): TERM stops
+/// this worker (reload, recycling); USR2 is the master's server-wide drain
+/// (this worker also shuts the shared listeners); INT and QUIT stop it now.
+const HANDLED: &[libc::c_int] = &[libc::SIGTERM, libc::SIGUSR2, libc::SIGINT, libc::SIGQUIT];
 /// Signals meant for the master only; a worker ignores them.
 const IGNORED: &[libc::c_int] = &[
     libc::SIGHUP,
     libc::SIGUSR1,
-    libc::SIGUSR2,
     libc::SIGTTIN,
     libc::SIGTTOU,
     libc::SIGPIPE,

@@ -100,7 +100,7 @@ fn streamed_responses_over_http10_and_http11() {
 #[test]
 fn ambiguous_framing_is_refused() {
     let server = dump_app(&[]);
-    let cases: [(&[u8], u16); 9] = [
+    let cases: [(&[u8], u16); 10] = [
         (
             b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
             400,
@@ -118,7 +118,9 @@ fn ambiguous_framing_is_refused() {
             b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
             400,
         ),
-        (b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+        // RFC 9112 §6.3: a coding list not ending in chunked has no knowable length.
+        (b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
+        (b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501),
     ];
     for (raw, status) in cases {
         refused(&server, raw, status);
