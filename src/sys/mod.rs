@@ -1,0 +1,252 @@
+//! Every raw syscall rwsgi makes lives here, behind a safe function.
+//!
+//! The rest of the crate never writes `unsafe` for a syscall: it calls these.
+
+mod net;
+mod procinfo;
+mod signals;
+
+pub use net::*;
+pub use procinfo::*;
+pub use signals::*;
+
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Result of [`fork`], seen from each side.
+pub enum Forked {
+    Parent(libc::pid_t),
+    Child,
+}
+
+/// Forks the process. Only sound while the caller is single-threaded (the master
+/// is, by design), so the child inherits no lock held by another thread.
+pub fn fork() -> io::Result<Forked> {
+    // SAFETY: the master is single-threaded (DESIGN §1), so no other thread can
+    // hold a lock the child would inherit locked.
+    let pid = cvt(unsafe { libc::fork() })?;
+    Ok(if pid == 0 {
+        Forked::Child
+    } else {
+        Forked::Parent(pid)
+    })
+}
+
+/// Ends the process at once, without running Rust or libc exit handlers.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit is always safe to call; it does not return.
+    unsafe { libc::_exit(code) }
+}
+
+/// How a reaped child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Code(i32),
+    Signal(i32),
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExitStatus::Code(c) => write!(f, "exit code {c}"),
+            ExitStatus::Signal(s) => write!(f, "signal {} ({})", s, signal_name(*s)),
+        }
+    }
+}
+
+/// Reaps one exited child without blocking: `None` when no child has exited.
+pub fn reap_any() -> io::Result<Option<(libc::pid_t, ExitStatus)>> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: waitpid writes only to `status`, a valid local.
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    if pid == -1 {
+        let err = io::Error::last_os_error();
+        return match err.raw_os_error() {
+            Some(libc::ECHILD) => Ok(None),
+            _ => Err(err),
+        };
+    }
+    if pid == 0 {
+        return Ok(None);
+    }
+    let how = if libc::WIFSIGNALED(status) {
+        ExitStatus::Signal(libc::WTERMSIG(status))
+    } else {
+        ExitStatus::Code(libc::WEXITSTATUS(status))
+    };
+    Ok(Some((pid, how)))
+}
+
+/// Sends `sig` to `pid`; a process that is already gone is not an error.
+pub fn kill(pid: libc::pid_t, sig: libc::c_int) {
+    // SAFETY: kill has no memory effects; a stale pid yields ESRCH, ignored.
+    unsafe {
+        libc::kill(pid, sig);
+    }
+}
+
+/// A short human name for a signal number, for logs.
+pub fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGCHLD => "SIGCHLD",
+        libc::SIGTTIN => "SIGTTIN",
+        libc::SIGTTOU => "SIGTTOU",
+        _ => "unknown signal",
+    }
+}
+
+/// Creates a non-blocking, close-on-exec pipe: (read end, write end).
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: pipe2 writes two fds into the array we own.
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) })?;
+    // SAFETY: both fds were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Closes a raw fd the caller knows it owns (used after fork on inherited fds).
+pub fn close(fd: RawFd) {
+    // SAFETY: closing an fd only affects the fd table; callers pass fds they own.
+    unsafe {
+        libc::close(fd);
+    }
+}
+
+/// Sets or clears close-on-exec on an fd.
+pub fn set_cloexec(fd: RawFd, on: bool) -> io::Result<()> {
+    // SAFETY: fcntl on an integer fd has no memory effects.
+    let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFD) })?;
+    let new = if on {
+        flags | libc::FD_CLOEXEC
+    } else {
+        flags & !libc::FD_CLOEXEC
+    };
+    // SAFETY: as above.
+    cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, new) })?;
+    Ok(())
+}
+
+/// Writes a whole buffer to a non-blocking pipe; used for tiny notifications.
+pub fn write_pipe(fd: RawFd, data: &[u8]) -> io::Result<usize> {
+    // SAFETY: data is a valid slice for its length.
+    let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Reads from a non-blocking fd into `buf`.
+pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: buf is a valid, writable slice for its length.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+pub fn getpid() -> libc::pid_t {
+    // SAFETY: getpid cannot fail.
+    unsafe { libc::getpid() }
+}
+
+pub fn getppid() -> libc::pid_t {
+    // SAFETY: getppid cannot fail.
+    unsafe { libc::getppid() }
+}
+
+/// Raises the soft open-file limit to the hard limit: every keep-alive client
+/// costs a worker one fd.
+pub fn raise_nofile_limit() {
+    // SAFETY: rlimit is a plain struct that getrlimit fills in.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+/// An anonymous `MAP_SHARED` mapping that forked children share with the master.
+pub struct SharedMap {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl SharedMap {
+    pub fn new(len: usize) -> io::Result<SharedMap> {
+        // SAFETY: an anonymous mapping with no address hint; the kernel picks it
+        // and zero-fills it. We check for MAP_FAILED.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(SharedMap {
+            ptr: ptr.cast(),
+            len,
+        })
+    }
+
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr
+    }
+
+    /// Size of the mapping in bytes.
+    pub fn size(&self) -> usize {
+        self.len
+    }
+}
+
+impl Drop for SharedMap {
+    fn drop(&mut self) {
+        // SAFETY: ptr/len are exactly what mmap returned.
+        unsafe {
+            libc::munmap(self.ptr.cast(), self.len);
+        }
+    }
+}
+
+pub fn getuid() -> u32 {
+    // SAFETY: getuid cannot fail.
+    unsafe { libc::getuid() }
+}
+
+pub fn getgid() -> u32 {
+    // SAFETY: getgid cannot fail.
+    unsafe { libc::getgid() }
+}
