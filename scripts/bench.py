@@ -34,7 +34,7 @@ UWSGI_PROTO_SERVERS = {"rwsgi", "uwsgi"}  # behind nginx these speak uwsgi, not 
 DEFAULT_SCENARIOS = ["hello-keepalive", "hello-close", "flask-keepalive", "flask-close",
                      "nginx-hello-keepalive", "nginx-flask-keepalive"]
 ALL_SCENARIOS = DEFAULT_SCENARIOS + ["nginx-hello-close", "nginx-flask-close"]
-COLUMNS = [("rps", "req/s", "{:.0f}"), ("p50_ms", "p50 ms", "{:.2f}"), ("p99_ms", "p99 ms", "{:.2f}"),
+COLUMNS = [("rps", "req/s", "{:.0f}"), ("rps_spread", "±%", "{:.0f}"), ("p50_ms", "p50 ms", "{:.2f}"), ("p99_ms", "p99 ms", "{:.2f}"),
            ("errors", "errors", "{:.0f}"), ("cpu_us", "CPU µs/req", "{:.1f}"),
            ("pss_mib", "PSS MiB", "{:.1f}"), ("starved", "starved/32", "{:.0f}")]
 
@@ -206,6 +206,36 @@ def http_get(port, path, timeout=2.0):
         return None
     finally:
         conn.close()
+
+
+def keeps_alive(port, path):
+    """Does a second request on the same connection get answered?"""
+    conn = http.client.HTTPConnection(HOST, port, timeout=2)
+    try:
+        for _ in range(2):
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            resp.read()
+            if resp.will_close:
+                return False
+        return True
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
+
+
+def honours_close(port, path):
+    """Does the server end the connection after answering a `Connection: close` request?"""
+    try:
+        with socket.create_connection((HOST, port), timeout=2) as s:
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode())
+            s.settimeout(1.0)
+            while s.recv(65536):
+                pass
+            return True
+    except OSError:  # includes the timeout: still open after 1 s
+        return False
 
 
 def tcp_open(port):
@@ -473,6 +503,9 @@ def run_group(server, app, proto, scenarios, opts, round_no):
         pss = pss_mib(backend.pid)
         for sc in scenarios:
             target = nginx_port if sc.nginx else port
+            conn_ok = None  # does the server do what the scenario asks of the connection?
+            if not sc.nginx:
+                conn_ok = (keeps_alive if sc.keepalive else honours_close)(port, app.path)
             cpu0 = cpu_ticks(backend.pid)
             ngx0 = cpu_ticks(procs[1].pid) if sc.nginx else 0
             w = run_wrk(target, app.path, opts.duration, sc.keepalive, opts.connections)
@@ -486,7 +519,7 @@ def run_group(server, app, proto, scenarios, opts, round_no):
                        errors=sum(w[k] for k in ("connect", "read", "write", "status", "timeout")),
                        cpu_us=(cpu * 1e6 / CLK_TCK / n) if n else None, pss_mib=pss,
                        nginx_cpu_us=(ngx * 1e6 / CLK_TCK / n) if (n and sc.nginx) else None,
-                       starved=None, wrk=w)
+                       starved=None, conn_ok=conn_ok, wrk=w)
             if sc.keepalive and not sc.nginx:
                 rec["starved"] = keepalive_probe(port, app.path, opts.connections, opts.probe_secs)
             log(f"  {server:9s} {sc.name:22s} {rec['rps']:9.0f} req/s  p99 {rec['p99_ms']:7.2f} ms  "
@@ -552,10 +585,12 @@ def summarise(records, servers, scenarios):
                 reason = runs[0].get("reason", "not run") if runs else "not run"
                 summary.setdefault(sc.name, {})[server] = {"status": "n/a", "reason": reason}
                 continue
-            med = {"status": "ok", "rounds": len(ok)}
+            med = {"status": "ok", "rounds": len(ok), "conn_ok": all(r["conn_ok"] is not False for r in ok)}
             for key in [c[0] for c in COLUMNS] + ["nginx_cpu_us"]:
                 vals = [r[key] for r in ok if r.get(key) is not None]
                 med[key] = statistics.median(vals) if vals else None
+            rps = [r["rps"] for r in ok]  # (max - min) / median over the rounds
+            med["rps_spread"] = 100 * (max(rps) - min(rps)) / med["rps"] if len(rps) > 1 and med["rps"] else None
             summary.setdefault(sc.name, {})[server] = med
     return summary
 
@@ -588,7 +623,13 @@ def report(summary, servers, scenarios, opts):
                 rows.append([server, "n/a"] + [""] * (len(cols) - 1))
                 continue
             rows.append([server] + [fmt(m[k], spec) for k, _, spec in cols])
-        out += [describe(sc, opts), "", table(["server"] + [c[1] for c in cols], rows), ""]
+        header = ["server"] + [c[1].replace("/32", f"/{opts.connections}") for c in cols]
+        out += [describe(sc, opts), "", table(header, rows), ""]
+        for server in servers:
+            if summary[sc.name][server]["status"] == "ok" and not summary[sc.name][server]["conn_ok"]:
+                out.append(f"({server}: " + ("closes the connection after every response)" if sc.keepalive else
+                           "ignores `Connection: close` and keeps the connection open, so wrk reuses it)"))
+        out += [""] if out[-1] != "" else []
     peers = [s for s in servers if s != "rwsgi"]
     if "rwsgi" in servers and peers:
         for key, title in (("rps", "req/s ratio, rwsgi ÷ peer (>1: rwsgi serves more)"),
@@ -648,7 +689,8 @@ def main():
     ap.add_argument("--probe-secs", type=float, default=3, help="length of the keep-alive starvation probe")
     ap.add_argument("--connections", type=int, default=32, help="wrk and probe connections")
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 round of 2 s")
-    ap.add_argument("--rwsgi-bin", default=os.environ.get("RWSGI_BIN") or str(ROOT / "target/release/rwsgi"))
+    ap.add_argument("--rwsgi-bin", default=os.environ.get("RWSGI_BIN") or str(ROOT / "target/release/rwsgi"),
+                    help="rwsgi binary (default $RWSGI_BIN, else target/release/rwsgi)")
     ap.add_argument("--hello-app", default=str(APPS["hello"].file), help="hello world WSGI file")
     ap.add_argument("--json", default=str(WORK / "results.json"), help="raw results (default %(default)s)")
     ap.add_argument("--setup-only", action="store_true", help="(scripts/bench) install and build only")
@@ -676,6 +718,8 @@ def main():
         signal.signal(sig, lambda signum, _frame: sys.exit(128 + signum))
     meta = machine_info()
     log(f"{meta['cpu']}, {meta['nproc']} CPUs, kernel {meta['kernel']}, load {meta['loadavg_at_start']:.2f}")
+    if meta["loadavg_at_start"] > 0.5:
+        log("warning: the machine is busy; other work on its CPUs makes every figure noisier")
     records = []
     try:
         run_all(opts, servers, scenarios, records)
@@ -683,10 +727,12 @@ def main():
         log("interrupted: reporting what was measured so far")
     finally:
         Proc.stop_all()
+    meta["loadavg_at_end"] = os.getloadavg()[0]
     summary = summarise(records, servers, scenarios)
     text = report(summary, servers, scenarios, opts)
     print(f"# rwsgi benchmark, {meta['date']}\n# {meta['cpu']}, nproc {meta['nproc']}, "
-          f"kernel {meta['kernel']}, Python {meta['python']}\n# "
+          f"kernel {meta['kernel']}, Python {meta['python']}, load average {meta['loadavg_at_start']:.2f} "
+          f"at start, {meta['loadavg_at_end']:.2f} at end\n# "
           + ", ".join(f"{k} {v}" for k, v in meta["versions"].items() if v) + "\n")
     print(text)
     meta["options"] = {k: v for k, v in vars(opts).items()}
