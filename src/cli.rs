@@ -9,6 +9,7 @@ use clap::Parser;
 #[command(
     name = "rwsgi",
     version,
+    args_override_self = true,
     about = "A production application server for Python WSGI apps",
     long_about = "rwsgi runs a master process that binds the listening sockets and forks \
                   worker processes; each worker embeds CPython, imports the WSGI app and \
@@ -16,6 +17,14 @@ use clap::Parser;
     after_help = "Example:\n  rwsgi --http :8000 --module myproject.wsgi:application --processes 4"
 )]
 pub struct Cli {
+    /// Read options from a TOML file (see rwsgi.toml(5)); flags and RWSGI_* variables override it
+    #[arg(long, short = 'c', env = "RWSGI_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Check the configuration, print the effective options and where each came from, and exit
+    #[arg(long)]
+    pub check_config: bool,
+
     /// Serve HTTP on ADDR (`:8000`, `127.0.0.1:8000`, `[::1]:8000`); repeatable
     #[arg(long = "http", visible_alias = "http-socket", value_name = "ADDR")]
     pub http: Vec<String>,
@@ -52,6 +61,34 @@ pub struct Cli {
     /// Serve Prometheus metrics at http://ADDR/metrics
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<String>,
+
+    /// Write the master's pid to PATH (removed on exit)
+    #[arg(long, value_name = "PATH")]
+    pub pidfile: Option<PathBuf>,
+
+    /// Detach from the terminal and log to LOGFILE (never the default)
+    #[arg(long, value_name = "LOGFILE")]
+    pub daemonize: Option<PathBuf>,
+
+    /// Run the workers as USER (name or number), after sockets are bound
+    #[arg(long, value_name = "USER")]
+    pub uid: Option<String>,
+
+    /// Run the workers as GROUP (name or number) [default: the user's group]
+    #[arg(long, value_name = "GROUP")]
+    pub gid: Option<String>,
+
+    /// File-mode creation mask (octal, e.g. 022), set at start
+    #[arg(long, value_name = "MASK")]
+    pub umask: Option<String>,
+
+    /// Set KEY=VALUE in the app's environment; repeatable
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+
+    /// Log to FILE instead of stderr (reopened on SIGUSR1, for logrotate)
+    #[arg(long, value_name = "FILE")]
+    pub logto: Option<PathBuf>,
 
     /// Number of worker processes [default: 1]
     #[arg(long, short = 'p', visible_alias = "workers", value_name = "N")]

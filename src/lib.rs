@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod log;
 pub mod master;
+pub mod process;
 pub mod protocol;
 pub mod scoreboard;
 pub mod socket;

@@ -1,23 +1,51 @@
-//! rwsgi: parse the flags, load the configuration, run the master, exit.
+//! rwsgi: parse the flags and merge the configuration layers, set up the
+//! process, bind the sockets, run the master, exit.
 
-use clap::Parser;
+use rwsgi::config::layers::{self, LoadError};
 use rwsgi::master::endpoints::Kind;
-use rwsgi::{cli, config, log, master, socket, sys, worker};
+use rwsgi::{config, log, master, process, socket, sys, worker};
 
 /// Exit codes (documented in rwsgi(1)).
 const EXIT_CONFIG: i32 = 2;
 const EXIT_SOCKET: i32 = 3;
 
+fn fail(code: i32, msg: impl std::fmt::Display) -> ! {
+    eprintln!("rwsgi: {msg}");
+    std::process::exit(code);
+}
+
 fn main() {
-    let cli = cli::Cli::parse();
-    let config = match config::Config::from_cli(cli) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("rwsgi: {e}");
-            std::process::exit(EXIT_CONFIG);
-        }
+    let env: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    let layered = match layers::load(std::env::args_os().collect(), &env) {
+        Ok(l) => l,
+        Err(LoadError::Clap(e)) => e.exit(),
+        Err(LoadError::Config(e)) => fail(EXIT_CONFIG, e),
     };
+    let check = layered.cli.check_config;
+    let provenance = layered.provenance;
+    let config = match config::Config::from_cli(layered.cli) {
+        Ok(c) => c,
+        Err(e) => fail(EXIT_CONFIG, layers::annotate(e, &provenance.sources)),
+    };
+    if check {
+        for w in &provenance.warnings {
+            eprintln!("rwsgi: warning: {w}");
+        }
+        // A closed pipe (`| head`) is not an error worth a panic.
+        use std::io::Write;
+        let report = format!("{}# configuration OK\n", layers::describe(&provenance));
+        let _ = std::io::stdout().lock().write_all(report.as_bytes());
+        return;
+    }
+    if let Err(e) = process::prepare(&config) {
+        fail(EXIT_CONFIG, e);
+    }
     log::init(config.log_level);
+    for w in &provenance.warnings {
+        ::log::warn!("{w}");
+    }
     sys::raise_nofile_limit();
     let listeners = match socket::bind_all(&config.listen, config.backlog, &config.unix) {
         Ok(l) => l,
@@ -54,12 +82,18 @@ fn main() {
             }
         }
     }
-    let master = match master::Master::new(config, listeners, endpoints, worker::entry) {
-        Ok(m) => m,
+    if let Err(e) = process::write_pidfile(&config) {
+        ::log::error!("{e}");
+        std::process::exit(EXIT_CONFIG);
+    }
+    let pidfile_config = config.clone();
+    let code = match master::Master::new(config, listeners, endpoints, worker::entry) {
+        Ok(m) => m.run(),
         Err(e) => {
             ::log::error!("cannot start the master: {e}");
-            std::process::exit(1);
+            1
         }
     };
-    std::process::exit(master.run());
+    process::remove_pidfile(&pidfile_config);
+    std::process::exit(code);
 }

@@ -1,8 +1,9 @@
-//! Binding the listening sockets (in the master, before any fork).
+//! Binding the listening sockets (in the master, before any fork), or taking
+//! over sockets inherited from the parent (`fd://N`, systemd socket activation).
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
@@ -30,6 +31,9 @@ pub struct Listener {
     pub fd: OwnedFd,
     pub addr: BoundAddr,
     pub protocol: Protocol,
+    /// Inherited (`fd://N`): the socket belongs to whoever passed it (systemd
+    /// keeps it across our restarts), so it is never shut down or unlinked.
+    pub inherited: bool,
 }
 
 impl Listener {
@@ -63,6 +67,7 @@ pub fn bind_endpoint(addr: &ListenAddr, unix: &UnixSocketOptions) -> Result<List
 
 fn bind(spec: &ListenSpec, backlog: u32, unix: &UnixSocketOptions) -> io::Result<Listener> {
     let (fd, addr): (OwnedFd, BoundAddr) = match &spec.addr {
+        ListenAddr::Fd(fd) => return inherit(*fd, spec.protocol),
         ListenAddr::Tcp(a) => {
             // std sets SO_REUSEADDR, so a restart does not wait out TIME_WAIT.
             let l = std::net::TcpListener::bind(a)?;
@@ -84,6 +89,69 @@ fn bind(spec: &ListenSpec, backlog: u32, unix: &UnixSocketOptions) -> io::Result
         fd,
         addr,
         protocol: spec.protocol,
+        inherited: false,
+    })
+}
+
+/// Takes over an inherited listening socket: checks it is a listening stream
+/// socket (TCP or unix), makes it non-blocking and close-on-exec. Its backlog
+/// stays what its creator chose (systemd's `Backlog=`).
+fn inherit(fd: RawFd, protocol: Protocol) -> io::Result<Listener> {
+    use crate::sys;
+    let invalid = |msg: String| io::Error::new(io::ErrorKind::InvalidInput, msg);
+    match sys::fd_kind(fd) {
+        Ok("socket") => {}
+        Ok(kind) => {
+            return Err(invalid(format!(
+                "fd {fd} is a {kind}, not a socket; pass a listening socket as fd {fd}"
+            )))
+        }
+        Err(e) if e.raw_os_error() == Some(libc::EBADF) => {
+            return Err(invalid(format!(
+                "fd {fd} is not open; the parent (systemd, a supervisor) must pass a listening socket as fd {fd}"
+            )))
+        }
+        Err(e) => return Err(invalid(format!("fd {fd}: {e}"))),
+    }
+    let opt = |o| sys::socket_option(fd, o).map_err(|e| invalid(format!("fd {fd}: {e}")));
+    let (domain, kind) = (opt(libc::SO_DOMAIN)?, opt(libc::SO_TYPE)?);
+    if kind != libc::SOCK_STREAM
+        || ![libc::AF_INET, libc::AF_INET6, libc::AF_UNIX].contains(&domain)
+    {
+        return Err(invalid(format!(
+            "fd {fd} is not a TCP or unix stream socket (for systemd: ListenStream=, not ListenDatagram=)"
+        )));
+    }
+    if opt(libc::SO_ACCEPTCONN)? != 1 {
+        return Err(invalid(format!(
+            "fd {fd} is a socket but not listening (for systemd: Accept=no, the default)"
+        )));
+    }
+    sys::set_nonblocking(fd)?;
+    sys::set_cloexec(fd, true)?;
+    // SAFETY: the fd is open and inherited from our parent; nothing else in
+    // this process owns it (systemd::listen_specs refuses an fd named twice).
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let (fd, addr) = if domain == libc::AF_UNIX {
+        use std::os::linux::net::SocketAddrExt;
+        let l = std::os::unix::net::UnixListener::from(owned);
+        let a = l.local_addr()?;
+        let path = match (a.as_pathname(), a.as_abstract_name()) {
+            (Some(p), _) => p.to_path_buf(),
+            (None, Some(name)) => PathBuf::from(format!("@{}", String::from_utf8_lossy(name))),
+            (None, None) => PathBuf::from(format!("fd://{fd}")),
+        };
+        (OwnedFd::from(l), BoundAddr::Unix(path))
+    } else {
+        let l = std::net::TcpListener::from(owned);
+        let a = l.local_addr()?;
+        (OwnedFd::from(l), BoundAddr::Tcp(a))
+    };
+    Ok(Listener {
+        fd,
+        addr,
+        protocol,
+        inherited: true,
     })
 }
 

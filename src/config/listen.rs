@@ -1,5 +1,6 @@
 //! Listen addresses as users write them: `:8000`, `0.0.0.0:8000`,
-//! `[::1]:8000`, `localhost:8000`, or a unix socket path.
+//! `[::1]:8000`, `localhost:8000`, a unix socket path, or `fd://N` (a socket
+//! inherited from the parent, e.g. systemd; see `crate::systemd`).
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -26,6 +27,8 @@ impl Protocol {
 pub enum ListenAddr {
     Tcp(SocketAddr),
     Unix(PathBuf),
+    /// `fd://N`: an already listening socket inherited as file descriptor N.
+    Fd(std::os::fd::RawFd),
 }
 
 impl fmt::Display for ListenAddr {
@@ -33,6 +36,7 @@ impl fmt::Display for ListenAddr {
         match self {
             ListenAddr::Tcp(a) => write!(f, "{a}"),
             ListenAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+            ListenAddr::Fd(n) => write!(f, "fd://{n}"),
         }
     }
 }
@@ -44,8 +48,15 @@ pub struct ListenSpec {
 }
 
 /// Parses a listen address. A value containing `/` or ending in `.sock` is a
-/// unix socket path; `:PORT` means every IPv4 interface, as in uWSGI.
+/// unix socket path; `:PORT` means every IPv4 interface, as in uWSGI;
+/// `fd://N` names an inherited socket.
 pub fn parse_listen(s: &str) -> Result<ListenAddr, String> {
+    if let Some(n) = s.strip_prefix("fd://") {
+        return n
+            .parse::<u16>()
+            .map(|n| ListenAddr::Fd(n.into()))
+            .map_err(|_| format!("fd://{n}: expected a file descriptor number, like fd://3"));
+    }
     if s.contains('/') || s.ends_with(".sock") {
         return Ok(ListenAddr::Unix(PathBuf::from(
             s.strip_prefix("unix:").unwrap_or(s),
@@ -104,5 +115,9 @@ mod tests {
         assert!(parse_listen("8000").is_err());
         assert!(parse_listen(":http").is_err());
         assert!(parse_listen(":65536").unwrap_err().contains("65535"));
+        assert_eq!(parse_listen("fd://3").unwrap(), ListenAddr::Fd(3));
+        assert_eq!(parse_listen("fd://3").unwrap().to_string(), "fd://3");
+        assert!(parse_listen("fd://x").unwrap_err().contains("fd://3"));
+        assert!(parse_listen("fd://-1").is_err());
     }
 }

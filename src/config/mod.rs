@@ -1,7 +1,10 @@
 //! The effective configuration: defaults merged with what the user gave, and
 //! validated in one place. Everything downstream reads a `Config`, never flags.
 
+mod file;
+pub mod layers;
 mod listen;
+mod schema;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -33,6 +36,7 @@ impl fmt::Display for AppSource {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: Vec<ListenSpec>,
+    pub process: ProcessOptions,
     /// `--stats` and whether it speaks HTTP (`--stats-http`).
     pub stats: Option<(ListenAddr, bool)>,
     pub metrics: Option<ListenAddr>,
@@ -51,6 +55,22 @@ pub struct Config {
     pub shutdown_delay: Duration,
     pub reload_mode: ReloadMode,
     pub recycle: Recycle,
+}
+
+/// The process around the server: files, identity, environment.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessOptions {
+    pub pidfile: Option<PathBuf>,
+    /// `--daemonize`: detach and log to this file.
+    pub daemonize: Option<PathBuf>,
+    /// Where logs go (`--logto`, or the `--daemonize` file); stderr if None.
+    pub logto: Option<PathBuf>,
+    /// Workers drop to this uid/gid after fork.
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub umask: Option<u32>,
+    /// `--env KEY=VALUE` pairs for the app.
+    pub env: Vec<(String, String)>,
 }
 
 /// How requests are logged.
@@ -120,6 +140,7 @@ fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
 impl Config {
     /// Builds and validates the effective configuration from the flags.
     pub fn from_cli(cli: Cli) -> Result<Config, ConfigError> {
+        let process = process_options(&cli)?;
         let callable = cli.callable.unwrap_or_else(|| "application".to_string());
         let app = match (cli.module, cli.wsgi_file) {
             (Some(_), Some(_)) => {
@@ -275,6 +296,7 @@ impl Config {
         let stats = endpoint("--stats", &cli.stats)?.map(|a| (a, cli.stats_http));
         let metrics = endpoint("--metrics", &cli.metrics)?;
         Ok(Config {
+            process,
             stats,
             metrics,
             access,
@@ -295,6 +317,59 @@ impl Config {
             shutdown_timeout: Duration::from_secs(cli.shutdown_timeout.unwrap_or(30)),
         })
     }
+}
+
+fn process_options(cli: &Cli) -> Result<ProcessOptions, ConfigError> {
+    let uid = match &cli.uid {
+        Some(u) => Some(crate::socket::resolve_user(u).map_err(|_| {
+            ConfigError(format!(
+                "--uid {u:?}: no such user (give a name from /etc/passwd or a number)"
+            ))
+        })?),
+        None => None,
+    };
+    let gid = match (&cli.gid, &cli.uid) {
+        (Some(g), _) => Some(crate::socket::resolve_group(g).map_err(|_| {
+            ConfigError(format!(
+                "--gid {g:?}: no such group (give a name from /etc/group or a number)"
+            ))
+        })?),
+        // Without --gid, the user's primary group.
+        (None, Some(u)) => nix::unistd::User::from_name(u)
+            .ok()
+            .flatten()
+            .map(|user| user.gid.as_raw()),
+        (None, None) => None,
+    };
+    let umask = match &cli.umask {
+        Some(m) => Some(
+            u32::from_str_radix(m, 8)
+                .ok()
+                .filter(|&v| v <= 0o777)
+                .ok_or_else(|| {
+                    ConfigError(format!("--umask {m:?}: expected an octal mask like 022"))
+                })?,
+        ),
+        None => None,
+    };
+    let mut env = Vec::new();
+    for kv in &cli.env {
+        match kv.split_once('=') {
+            Some((k, v)) if !k.is_empty() && !k.contains('\0') && !v.contains('\0') => {
+                env.push((k.to_string(), v.to_string()))
+            }
+            _ => return err(format!("--env {kv:?}: expected KEY=VALUE")),
+        }
+    }
+    Ok(ProcessOptions {
+        pidfile: cli.pidfile.clone(),
+        daemonize: cli.daemonize.clone(),
+        logto: cli.logto.clone().or_else(|| cli.daemonize.clone()),
+        uid,
+        gid,
+        umask,
+        env,
+    })
 }
 
 /// Checks what can be checked without Python: a file that is not there is a

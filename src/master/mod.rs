@@ -294,9 +294,13 @@ impl Master {
                 log::info!("SIGTTOU: now {n} worker(s)");
                 self.pool.stop_surplus(&self.scoreboard);
             }
-            Action::ReopenLogs => {
-                log::info!("SIGUSR1: logs go to stderr; nothing to reopen");
-            }
+            Action::ReopenLogs => match &self.config.process.logto {
+                Some(_) => {
+                    crate::process::reopen_log(&self.config);
+                    self.pool.signal_all(libc::SIGUSR1);
+                }
+                None => log::info!("SIGUSR1: logs go to stderr; nothing to reopen"),
+            },
             Action::Ignore => {}
         }
     }

@@ -316,6 +316,13 @@ impl Pool {
         Some(w.clone())
     }
 
+    /// Forwards a signal to every worker (e.g. USR1: reopen the log file).
+    pub fn signal_all(&self, sig: libc::c_int) {
+        for w in &self.workers {
+            sys::kill(w.pid, sig);
+        }
+    }
+
     /// Signals every worker; they are all stopping from now on.
     pub fn stop_all(&mut self, sig: libc::c_int) {
         for w in &mut self.workers {

@@ -2,10 +2,12 @@
 //!
 //! The rest of the crate never writes `unsafe` for a syscall: it calls these.
 
+mod inherit;
 mod net;
 mod procinfo;
 mod signals;
 
+pub use inherit::*;
 pub use net::*;
 pub use procinfo::*;
 pub use signals::*;
@@ -249,4 +251,67 @@ pub fn getuid() -> u32 {
 pub fn getgid() -> u32 {
     // SAFETY: getgid cannot fail.
     unsafe { libc::getgid() }
+}
+
+/// Points stdout and stderr at `path` (opened for appending, created 0640).
+/// Used by `--logto`/`--daemonize`, and again on SIGUSR1 so logrotate works.
+pub fn redirect_output(path: &std::path::Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o640)
+        .open(path)?;
+    for target in [1, 2] {
+        // SAFETY: dup2 onto the standard fds; `file` stays valid for the call.
+        cvt(unsafe { libc::dup2(file.as_raw_fd(), target) })?;
+    }
+    Ok(())
+}
+
+/// Detaches from the terminal: fork (the parent exits 0), a new session,
+/// fork again (so the daemon can never reacquire a terminal), stdin from
+/// /dev/null. Only sound while single-threaded, like [`fork`].
+pub fn daemonize() -> io::Result<()> {
+    for step in 0..2 {
+        match fork()? {
+            Forked::Parent(_) => exit_now(0),
+            Forked::Child => {}
+        }
+        if step == 0 {
+            // SAFETY: setsid has no memory effects.
+            cvt(unsafe { libc::setsid() })?;
+        }
+    }
+    let null = std::fs::File::open("/dev/null")?;
+    use std::os::fd::AsRawFd;
+    // SAFETY: dup2 onto stdin; `null` is valid for the call.
+    cvt(unsafe { libc::dup2(null.as_raw_fd(), 0) })?;
+    Ok(())
+}
+
+/// Sets the file-mode creation mask.
+pub fn set_umask(mask: u32) {
+    // SAFETY: umask cannot fail.
+    unsafe {
+        libc::umask(mask as libc::mode_t);
+    }
+}
+
+/// Drops to `gid`/`uid` (supplementary groups reduced to `gid`). Order
+/// matters: groups and gid first, while we still may change them.
+pub fn drop_privileges(uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+    if let Some(gid) = gid {
+        let groups = [gid as libc::gid_t];
+        // SAFETY: `groups` is a valid array of one gid.
+        cvt(unsafe { libc::setgroups(1, groups.as_ptr()) })?;
+        // SAFETY: setgid has no memory effects.
+        cvt(unsafe { libc::setgid(gid) })?;
+    }
+    if let Some(uid) = uid {
+        // SAFETY: setuid has no memory effects.
+        cvt(unsafe { libc::setuid(uid) })?;
+    }
+    Ok(())
 }

@@ -199,6 +199,7 @@ impl<'a> EventLoop<'a> {
             match sig {
                 libc::SIGTERM => self.begin_stop(false),
                 libc::SIGUSR2 => self.begin_stop(true),
+                libc::SIGUSR1 => crate::process::reopen_log(self.config),
                 _ => self.exit_now = true,
             }
         }

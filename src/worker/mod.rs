@@ -17,15 +17,16 @@ use crate::wsgi::{self, Bridge};
 /// Signals the worker handles itself (through its own self-pipe): TERM stops
 /// this worker (reload, recycling); USR2 is the master's server-wide drain
 /// (this worker also shuts the shared listeners); INT and QUIT stop it now.
-const HANDLED: &[libc::c_int] = &[libc::SIGTERM, libc::SIGUSR2, libc::SIGINT, libc::SIGQUIT];
-/// Signals meant for the master only; a worker ignores them.
-const IGNORED: &[libc::c_int] = &[
-    libc::SIGHUP,
+/// USR1 (forwarded by the master) reopens the log file.
+const HANDLED: &[libc::c_int] = &[
+    libc::SIGTERM,
+    libc::SIGUSR2,
     libc::SIGUSR1,
-    libc::SIGTTIN,
-    libc::SIGTTOU,
-    libc::SIGPIPE,
+    libc::SIGINT,
+    libc::SIGQUIT,
 ];
+/// Signals meant for the master only; a worker ignores them.
+const IGNORED: &[libc::c_int] = &[libc::SIGHUP, libc::SIGTTIN, libc::SIGTTOU, libc::SIGPIPE];
 
 /// The worker entry point the master runs in each forked child.
 pub fn entry(ctx: WorkerContext<'_>) -> i32 {
@@ -47,6 +48,16 @@ pub fn entry(ctx: WorkerContext<'_>) -> i32 {
         return 1; // the master died between fork and here
     }
     let slot = ctx.scoreboard.slot(ctx.slot);
+    let process = &ctx.config.process;
+    if let Err(e) = sys::drop_privileges(process.uid, process.gid) {
+        log::error!(
+            "worker {}: cannot switch to --uid {:?} --gid {:?}: {e}",
+            ctx.id,
+            process.uid,
+            process.gid
+        );
+        return EXIT_APP_LOAD_ERROR;
+    }
 
     if let Some(dir) = &ctx.config.chdir {
         if let Err(e) = std::env::set_current_dir(dir) {

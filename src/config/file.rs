@@ -1,0 +1,130 @@
+//! The TOML configuration file: options grouped in tables (`[server]`,
+//! `[app]`, `[workers]`, `[limits]`, `[log]`) under their flag names. Every
+//! mistake is reported with the file, the line, the key and the fix.
+
+use std::path::Path;
+
+use super::layers::{LoadError, Setting};
+use super::schema::{self, Kind};
+use super::ConfigError;
+
+fn fail<T>(msg: String) -> Result<T, LoadError> {
+    Err(LoadError::Config(ConfigError(msg)))
+}
+
+/// The line where `key` is set in `[table]` (1-based; 0 if not found).
+/// Good enough for the flat layout this file uses.
+fn line_of(text: &str, table: &str, key: &str) -> usize {
+    let mut current = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if let Some(name) = t.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+            current = name.trim().to_string();
+        } else if let Some((k, _)) = t.split_once('=') {
+            if current == table && k.trim().trim_matches('"') == key {
+                return i + 1;
+            }
+        }
+    }
+    0
+}
+
+fn type_name(v: &toml::Value) -> &'static str {
+    match v {
+        toml::Value::String(_) => "a string",
+        toml::Value::Integer(_) => "a number",
+        toml::Value::Float(_) => "a decimal number",
+        toml::Value::Boolean(_) => "true/false",
+        toml::Value::Datetime(_) => "a date",
+        toml::Value::Array(_) => "an array",
+        toml::Value::Table(_) => "a table",
+    }
+}
+
+/// Reads and checks the file; returns its settings in schema order.
+pub fn load(path: &Path) -> Result<Vec<Setting>, LoadError> {
+    let shown = path.display();
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => return fail(format!("--config {shown}: {e}")),
+    };
+    let doc: toml::Table = match text.parse() {
+        Ok(d) => d,
+        Err(e) => {
+            return fail(format!(
+                "{shown}: not valid TOML: {}",
+                e.to_string().trim_end()
+            ))
+        }
+    };
+    let mut out = Vec::new();
+    for (table, body) in &doc {
+        let Some(items) = body.as_table() else {
+            let line = text
+                .lines()
+                .position(|l| l.trim_start().starts_with(table.as_str()))
+                .map_or(0, |i| i + 1);
+            let hint = match schema::find(table) {
+                Some((t, k, _)) => format!("; put it in the [{t}] table: [{t}] {k} = ..."),
+                None => {
+                    "; options go in tables: [server], [app], [workers], [limits], [log]".into()
+                }
+            };
+            return fail(format!(
+                "{shown}:{line}: unknown top-level key \"{table}\"{hint}"
+            ));
+        };
+        let known_table = schema::OPTIONS.iter().any(|(t, _, _)| t == table);
+        for (key, value) in items {
+            let line = line_of(&text, table, key);
+            let at = format!("{shown}:{line}");
+            let Some((want_table, name, kind)) = schema::find(key) else {
+                let hint = schema::suggest(key)
+                    .map(|k| format!("; did you mean \"{k}\"?"))
+                    .unwrap_or_default();
+                return fail(format!("{at}: unknown key \"{key}\" in [{table}]{hint}"));
+            };
+            if !known_table || want_table != table {
+                return fail(format!(
+                    "{at}: \"{key}\" belongs in the [{want_table}] table, not [{table}]"
+                ));
+            }
+            let values = convert(value, kind).map_err(|why| {
+                LoadError::Config(ConfigError(format!(
+                    "{at}: [{table}] {key} {why}, not {}",
+                    type_name(value)
+                )))
+            })?;
+            out.push(Setting {
+                key: name,
+                values,
+                source: at,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// A TOML value as flag values, or what was expected.
+fn convert(v: &toml::Value, kind: Kind) -> Result<Vec<String>, &'static str> {
+    match (kind, v) {
+        (Kind::Bool, toml::Value::Boolean(b)) => Ok(vec![b.to_string()]),
+        (Kind::Bool, _) => Err("must be true or false"),
+        (Kind::Int, toml::Value::Integer(n)) if *n >= 0 => Ok(vec![n.to_string()]),
+        (Kind::Int, _) => Err("must be a whole number (0 or more)"),
+        (Kind::Str, toml::Value::String(s)) => Ok(vec![s.clone()]),
+        // Numbers where a string is expected are fine (e.g. chmod-socket = 660).
+        (Kind::Str, toml::Value::Integer(n)) => Ok(vec![n.to_string()]),
+        (Kind::Str, _) => Err("must be a string"),
+        (Kind::List, toml::Value::String(s)) => Ok(vec![s.clone()]),
+        (Kind::List, toml::Value::Array(a)) => a
+            .iter()
+            .map(|x| {
+                x.as_str()
+                    .map(String::from)
+                    .ok_or("must be a string or an array of strings")
+            })
+            .collect(),
+        (Kind::List, _) => Err("must be a string or an array of strings"),
+    }
+}

@@ -1,0 +1,295 @@
+//! Merging the configuration layers, lowest first: built-in defaults, the
+//! platform's `WEB_CONCURRENCY`/`PORT`, the TOML file (`--config` or
+//! `RWSGI_CONFIG`), the `RWSGI_*` environment, the command line.
+//!
+//! Each lower layer becomes flag arguments placed before the real command
+//! line, and clap parses the lot with later values winning, so every layer
+//! goes through the same parsing and validation as the flags. A repeatable
+//! option (like `http`) is taken whole from the highest layer that sets it.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
+
+use super::schema::{self, Kind};
+use super::ConfigError;
+use crate::cli::Cli;
+
+/// The parsed command line with every layer applied, and where each option
+/// got its value.
+pub struct Layered {
+    pub cli: Cli,
+    pub provenance: Provenance,
+}
+
+/// Where the effective options came from.
+pub struct Provenance {
+    /// Option key -> "command line", "env RWSGI_X", "FILE:LINE", ...
+    pub sources: BTreeMap<&'static str, String>,
+    /// Warnings to log once logging is up (e.g. unknown RWSGI_* variables).
+    pub warnings: Vec<String>,
+    /// Option key -> its effective raw values (options set by some layer).
+    pub values: BTreeMap<&'static str, Vec<String>>,
+    /// The configuration file, if one was read.
+    pub file: Option<std::path::PathBuf>,
+}
+
+/// Why the layers could not be merged.
+pub enum LoadError {
+    /// A command-line error (or --help/--version): clap prints it.
+    Clap(clap::Error),
+    Config(ConfigError),
+}
+
+/// One option set by a lower layer.
+pub(super) struct Setting {
+    pub(super) key: &'static str,
+    pub(super) values: Vec<String>,
+    pub(super) source: String,
+}
+
+fn err<T>(msg: String) -> Result<T, LoadError> {
+    Err(LoadError::Config(ConfigError(msg)))
+}
+
+/// Merges all layers. `env` is the process environment.
+pub fn load(args: Vec<OsString>, env: &[(String, String)]) -> Result<Layered, LoadError> {
+    let cmd = || Cli::command().args_override_self(true);
+    let first = cmd().try_get_matches_from(&args).map_err(LoadError::Clap)?;
+    let on_cli =
+        |key: &str| first.value_source(&key.replace('-', "_")) == Some(ValueSource::CommandLine);
+    let getenv = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+
+    let mut warnings = Vec::new();
+    let config_path = first
+        .get_one::<std::path::PathBuf>("config")
+        .cloned()
+        .or_else(|| getenv("RWSGI_CONFIG").map(Into::into));
+    let file = match &config_path {
+        Some(path) => super::file::load(path)?,
+        None => Vec::new(),
+    };
+    let env_layer = from_env(env, &mut warnings)?;
+    let platform = from_platform(&getenv);
+
+    // Highest layer first when deciding who owns a key.
+    let layers = [&env_layer, &file, &platform];
+    let mut argv: Vec<OsString> = vec![args.first().cloned().unwrap_or_else(|| "rwsgi".into())];
+    let mut sources = BTreeMap::new();
+    let mut owned: Vec<&str> = Vec::new();
+    for (_, key, _) in schema::OPTIONS {
+        if on_cli(key) {
+            sources.insert(*key, "command line".to_string());
+            owned.push(key);
+        }
+    }
+    // `http` and `socket` together decide where to listen: a higher layer
+    // naming either replaces the PORT default.
+    let listens_above_platform = ["http", "socket"]
+        .iter()
+        .any(|k| on_cli(k) || env_layer.iter().chain(&file).any(|s| s.key == *k));
+    let mut lower_args: Vec<Vec<OsString>> = Vec::new();
+    for layer in layers {
+        let mut this = Vec::new();
+        for s in layer.iter() {
+            if owned.contains(&s.key) {
+                continue;
+            }
+            if std::ptr::eq(layer, &platform) && s.key == "http" && listens_above_platform {
+                continue;
+            }
+            sources.insert(s.key, s.source.clone());
+            for v in &s.values {
+                push_arg(&mut this, s.key, v);
+            }
+        }
+        owned.extend(layer.iter().map(|s| s.key));
+        lower_args.push(this);
+    }
+    for a in lower_args.into_iter().rev() {
+        argv.extend(a);
+    }
+    argv.extend(args.into_iter().skip(1));
+    let matches = cmd().try_get_matches_from(&argv).map_err(LoadError::Clap)?;
+    let cli = Cli::from_arg_matches(&matches).map_err(LoadError::Clap)?;
+    let mut values = BTreeMap::new();
+    for (_, key, kind) in schema::OPTIONS {
+        let id = key.replace('-', "_");
+        if matches.value_source(&id) != Some(ValueSource::CommandLine) {
+            continue;
+        }
+        let v: Vec<String> = match kind {
+            Kind::Bool => vec!["true".to_string()],
+            _ => matches
+                .get_raw(&id)
+                .map(|r| r.map(|s| s.to_string_lossy().into_owned()).collect())
+                .unwrap_or_default(),
+        };
+        values.insert(*key, v);
+    }
+    Ok(Layered {
+        cli,
+        provenance: Provenance {
+            sources,
+            warnings,
+            values,
+            file: config_path,
+        },
+    })
+}
+
+/// A setting as flag arguments; `false` switches add nothing.
+fn push_arg(out: &mut Vec<OsString>, key: &str, value: &str) {
+    match schema::find(key).map(|o| o.2) {
+        Some(Kind::Bool) => {
+            if value == "true" {
+                out.push(format!("--{key}").into());
+            }
+        }
+        _ => out.push(format!("--{key}={value}").into()),
+    }
+}
+
+/// `RWSGI_<OPTION>` variables; lists are comma-separated.
+fn from_env(
+    env: &[(String, String)],
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Setting>, LoadError> {
+    let mut out = Vec::new();
+    for (name, value) in env {
+        let Some(opt) = name.strip_prefix("RWSGI_") else {
+            continue;
+        };
+        if opt == "CONFIG" || opt.starts_with("TEST_") || opt == "BIN" {
+            continue; // the config path itself, and the test and bench scripts' own
+        }
+        let key = opt.to_ascii_lowercase().replace('_', "-");
+        let Some((_, key, kind)) = schema::find(&key) else {
+            let hint = schema::suggest(&key)
+                .map(|k| {
+                    format!(
+                        "; did you mean RWSGI_{}?",
+                        k.to_ascii_uppercase().replace('-', "_")
+                    )
+                })
+                .unwrap_or_default();
+            warnings.push(format!(
+                "environment variable {name} is not an rwsgi option (ignored){hint}"
+            ));
+            continue;
+        };
+        let values = match kind {
+            Kind::Bool => match value.to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => vec!["true".to_string()],
+                "0" | "false" | "no" | "off" | "" => vec!["false".to_string()],
+                _ => {
+                    return err(format!(
+                        "{name}={value:?}: expected true or false (1/0, yes/no)"
+                    ))
+                }
+            },
+            Kind::List => value
+                .split(',')
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(String::from)
+                .collect(),
+            Kind::Int | Kind::Str => vec![value.clone()],
+        };
+        out.push(Setting {
+            key,
+            values,
+            source: format!("env {name}"),
+        });
+    }
+    Ok(out)
+}
+
+/// What hosting platforms set: `WEB_CONCURRENCY` (processes) and `PORT`
+/// (listen on all interfaces), used only when nothing else says otherwise.
+fn from_platform(getenv: &dyn Fn(&str) -> Option<String>) -> Vec<Setting> {
+    let mut out = Vec::new();
+    if let Some(n) = getenv("WEB_CONCURRENCY").filter(|v| !v.trim().is_empty()) {
+        out.push(Setting {
+            key: "processes",
+            values: vec![n.trim().to_string()],
+            source: "env WEB_CONCURRENCY".into(),
+        });
+    }
+    if let Some(port) = getenv("PORT").filter(|v| !v.trim().is_empty()) {
+        out.push(Setting {
+            key: "http",
+            values: vec![format!(":{}", port.trim())],
+            source: "env PORT".into(),
+        });
+    }
+    out
+}
+
+/// Adds where an option came from to an error that names its flag, so a
+/// bad value in a file points at the file and line.
+pub fn annotate(e: ConfigError, sources: &BTreeMap<&'static str, String>) -> ConfigError {
+    let flag =
+        e.0.split(|c: char| c.is_whitespace() || c == ':')
+            .find_map(|w| w.strip_prefix("--"));
+    match flag.and_then(|f| sources.get(f)) {
+        Some(src) if src != "command line" => ConfigError(format!("{} (set by {src})", e.0)),
+        _ => e,
+    }
+}
+
+/// `--check-config`: the effective value of every option and where it came
+/// from, as TOML the file could contain.
+pub fn describe(layered: &Provenance) -> String {
+    let cmd = Cli::command();
+    let mut out = String::new();
+    if let Some(p) = &layered.file {
+        out.push_str(&format!("# configuration file: {}\n", p.display()));
+    }
+    let mut table = "";
+    for (t, key, kind) in schema::OPTIONS {
+        if *t != table {
+            table = t;
+            out.push_str(&format!("\n[{table}]\n"));
+        }
+        let line = match layered.values.get(key) {
+            Some(v) => {
+                let source = layered
+                    .sources
+                    .get(key)
+                    .map_or("command line", String::as_str);
+                format!("{key} = {}  # {source}", toml_value(*kind, v))
+            }
+            None => {
+                let help = cmd
+                    .get_arguments()
+                    .find(|a| a.get_long() == Some(key))
+                    .and_then(|a| a.get_help().map(|h| h.to_string()))
+                    .unwrap_or_default();
+                match help
+                    .split("[default: ")
+                    .nth(1)
+                    .and_then(|d| d.split(']').next())
+                {
+                    Some(d) => format!("# {key} = {d}  # default"),
+                    None => format!("# {key} is not set"),
+                }
+            }
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+fn toml_value(kind: Kind, v: &[String]) -> String {
+    let quote = |s: &String| format!("{s:?}");
+    match kind {
+        Kind::Bool => "true".to_string(),
+        Kind::Int => v.last().cloned().unwrap_or_default(),
+        Kind::Str => v.last().map(quote).unwrap_or_default(),
+        Kind::List => format!("[{}]", v.iter().map(quote).collect::<Vec<_>>().join(", ")),
+    }
+}
