@@ -59,6 +59,8 @@ pub struct Slot {
     /// Request durations, one counter per bucket of [`DURATION_BUCKETS_US`]
     /// (the last one is everything slower).
     buckets: [AtomicU64; DURATION_BUCKETS_US.len() + 1],
+    /// Open connections of the worker (for accept balancing and stats).
+    conns: AtomicU32,
     /// `METHOD target` of the current request (for the harakiri log line):
     /// byte 0 is the length, then up to LABEL_BYTES bytes, packed in atomics.
     label: [AtomicU64; LABEL_WORDS],
@@ -112,6 +114,13 @@ impl Slot {
     }
     pub fn request_start_us(&self) -> u64 {
         self.request_start_us.load(Relaxed)
+    }
+    pub fn conns(&self) -> u32 {
+        self.conns.load(Relaxed)
+    }
+    pub fn set_conns(&self, n: usize) {
+        self.conns
+            .store(u32::try_from(n).unwrap_or(u32::MAX), Relaxed);
     }
     pub fn rss_bytes(&self) -> u64 {
         self.rss_bytes.load(Relaxed)
@@ -184,6 +193,7 @@ impl Slot {
         self.tx_bytes.store(0, Relaxed);
         self.rss_bytes.store(0, Relaxed);
         self.vsz_bytes.store(0, Relaxed);
+        self.conns.store(0, Relaxed);
         self.running_us.store(0, Relaxed);
         for c in self.by_class.iter().chain(&self.buckets) {
             c.store(0, Relaxed);
@@ -242,29 +252,63 @@ pub struct Scoreboard {
     map: SharedMap,
 }
 
+/// Bytes before the slots: the header (one atomic, padded to a cache line).
+const HEADER: usize = 64;
+
 impl Scoreboard {
     pub fn new() -> io::Result<Scoreboard> {
-        let map = SharedMap::new(MAX_SLOTS * std::mem::size_of::<Slot>())?;
+        let map = SharedMap::new(HEADER + MAX_SLOTS * std::mem::size_of::<Slot>())?;
         Ok(Scoreboard { map })
     }
 
+    /// One past the highest slot ever used: scans stop there.
+    fn high_water(&self) -> &AtomicU64 {
+        // SAFETY: the mapping starts page-aligned and zero-filled with HEADER
+        // bytes reserved for this atomic; it lives as long as `self`.
+        unsafe { &*self.map.as_ptr().cast::<AtomicU64>() }
+    }
+
     pub fn slots(&self) -> &[Slot] {
-        debug_assert!(self.map.size() >= MAX_SLOTS * std::mem::size_of::<Slot>());
-        // SAFETY: the mapping is page-aligned, zero-filled (a valid Slot of atomics),
-        // MAX_SLOTS slots long, and lives as long as `self`. Slots are only accessed
-        // through atomics, so concurrent access from other processes is sound.
-        unsafe { std::slice::from_raw_parts(self.map.as_ptr().cast::<Slot>(), MAX_SLOTS) }
+        debug_assert!(self.map.size() >= HEADER + MAX_SLOTS * std::mem::size_of::<Slot>());
+        // SAFETY: the slots start HEADER (64, a multiple of Slot's alignment)
+        // bytes into a page-aligned, zero-filled mapping (a valid Slot is all
+        // atomics), there are MAX_SLOTS of them, and the mapping lives as long
+        // as `self`. Slots are only accessed through atomics, so concurrent
+        // access from other processes is sound.
+        unsafe {
+            std::slice::from_raw_parts(self.map.as_ptr().add(HEADER).cast::<Slot>(), MAX_SLOTS)
+        }
+    }
+
+    /// The slots that may be in use.
+    pub fn used(&self) -> &[Slot] {
+        let n = (self.high_water().load(Relaxed) as usize).min(MAX_SLOTS);
+        &self.slots()[..n]
     }
 
     pub fn slot(&self, index: usize) -> &Slot {
         &self.slots()[index]
     }
 
-    /// The first free slot, if any.
+    /// The first free slot, if any (the master then claims it with `reset`).
     pub fn free_slot(&self) -> Option<usize> {
-        self.slots()
+        let i = self
+            .slots()
             .iter()
-            .position(|s| s.state() == WorkerState::Free && s.pid() == 0)
+            .position(|s| s.state() == WorkerState::Free && s.pid() == 0)?;
+        self.high_water().fetch_max(i as u64 + 1, Relaxed);
+        Some(i)
+    }
+
+    /// The fewest connections held by another worker that is idle (between
+    /// requests, so it will take a new connection at once), if any.
+    pub fn fewest_idle_conns(&self, except: usize) -> Option<u32> {
+        self.used()
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| *i != except && s.pid() > 0 && s.state() == WorkerState::Ready)
+            .map(|(_, s)| s.conns())
+            .min()
     }
 }
 

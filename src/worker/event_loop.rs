@@ -41,11 +41,14 @@ struct Listener {
     protocol: crate::config::Protocol,
     server_name: String,
     server_port: String,
+    /// Passed in by systemd / `fd://N`: never shut (it outlives us). [systemd hook]
+    inherited: bool,
 }
 
 pub struct EventLoop<'a> {
     pub(super) config: &'a Config,
     pub(super) slot: &'a Slot,
+    scoreboard: &'a crate::scoreboard::Scoreboard,
     pub(super) id: usize,
     poll: Poll,
     events: Events,
@@ -107,6 +110,7 @@ impl<'a> EventLoop<'a> {
             listeners.push(Some(Listener {
                 socket,
                 protocol: l.protocol,
+                inherited: l.inherited,
                 server_name,
                 server_port,
             }));
@@ -114,6 +118,7 @@ impl<'a> EventLoop<'a> {
         Ok(EventLoop {
             config: ctx.config,
             slot: ctx.scoreboard.slot(ctx.slot),
+            scoreboard: ctx.scoreboard,
             id: ctx.id,
             poll,
             events: Events::with_capacity(256),
@@ -163,13 +168,13 @@ impl<'a> EventLoop<'a> {
                     SIGNAL => self.on_signals(),
                     Token(t) if t >= CONN_BASE => self.on_readable(t - CONN_BASE),
                     Token(t) => {
-                        self.accept(t - LISTENER_BASE);
+                        self.accept(t - LISTENER_BASE, true);
                     }
                 }
             }
             if accept_again {
                 for i in 0..self.listeners.len() {
-                    self.accept(i);
+                    self.accept(i, true);
                 }
             }
             for _ in 0..self.ready.len() {
@@ -221,9 +226,13 @@ impl<'a> EventLoop<'a> {
         // the listeners: those clients connected while we were serving and
         // are answered (with `Connection: close`), not reset.
         for i in 0..self.listeners.len() {
-            while self.accept(i) {}
+            while self.accept(i, false) {}
             if shut_listeners {
-                if let Some(Some(l)) = self.listeners.get(i) {
+                if let Some(Some(l)) = self
+                    .listeners
+                    .get(i)
+                    .filter(|l| !matches!(l, Some(l) if l.inherited))
+                {
                     sys::shutdown_listener(match &l.socket {
                         ListenSocket::Tcp(s) => s.as_raw_fd(),
                         ListenSocket::Unix(s) => s.as_raw_fd(),
@@ -255,10 +264,21 @@ impl<'a> EventLoop<'a> {
     }
 
     /// Accepts up to a batch of connections; true if the batch was full (the
-    /// queue may hold more).
-    fn accept(&mut self, i: usize) -> bool {
+    /// queue may hold more). With `balance`, a worker holding clearly more
+    /// connections than an idle sibling leaves the new one to it (the sibling
+    /// was woken by the same event), so keep-alive clients spread over the
+    /// workers instead of piling onto whichever woke first.
+    fn accept(&mut self, i: usize, balance: bool) -> bool {
         if self.stopping {
             return false;
+        }
+        if balance {
+            let mine = self.conns.len() as u32;
+            if let Some(fewest) = self.scoreboard.fewest_idle_conns(self.slot_index) {
+                if mine > fewest + 1 {
+                    return false;
+                }
+            }
         }
         for _ in 0..ACCEPT_BATCH {
             let Some(Some(l)) = self.listeners.get(i) else {
@@ -312,6 +332,7 @@ impl<'a> EventLoop<'a> {
                 self.conns.remove(idx);
                 continue;
             }
+            self.slot.set_conns(self.conns.len());
             // The request often arrives with the connection: read it now
             // rather than after another trip through poll.
             self.on_readable(idx);
@@ -338,6 +359,7 @@ impl<'a> EventLoop<'a> {
         if let Some(mut conn) = self.conns.remove(idx) {
             let _ = self.poll.registry().deregister(conn.stream.source());
         }
+        self.slot.set_conns(self.conns.len());
     }
 
     /// Closes connections whose deadline passed: idle ones silently, ones in
