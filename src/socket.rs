@@ -73,6 +73,8 @@ fn bind(spec: &ListenSpec, backlog: u32, unix: &UnixSocketOptions) -> io::Result
             let l = std::net::TcpListener::bind(a)?;
             let local = l.local_addr()?;
             l.set_nonblocking(true)?;
+            // Inherited by every accepted connection (no setsockopt per accept).
+            crate::sys::set_nodelay(std::os::fd::AsRawFd::as_raw_fd(&l))?;
             (l.into(), BoundAddr::Tcp(local))
         }
         ListenAddr::Unix(path) => {

@@ -227,12 +227,10 @@ impl<'a> EventLoop<'a> {
         // are answered (with `Connection: close`), not reset.
         for i in 0..self.listeners.len() {
             while self.accept(i, false) {}
-            if shut_listeners {
-                if let Some(Some(l)) = self
-                    .listeners
-                    .get(i)
-                    .filter(|l| !matches!(l, Some(l) if l.inherited))
-                {
+            // [systemd hook] an inherited socket outlives us: never shut it.
+            let inherited = matches!(self.listeners.get(i), Some(Some(l)) if l.inherited);
+            if shut_listeners && !inherited {
+                if let Some(Some(l)) = self.listeners.get(i) {
                     sys::shutdown_listener(match &l.socket {
                         ListenSocket::Tcp(s) => s.as_raw_fd(),
                         ListenSocket::Unix(s) => s.as_raw_fd(),
@@ -285,8 +283,8 @@ impl<'a> EventLoop<'a> {
                 return false;
             };
             let accepted = match &l.socket {
+                // TCP_NODELAY comes from the listener (set when it was bound).
                 ListenSocket::Tcp(s) => s.accept().map(|(stream, peer)| {
-                    let _ = stream.set_nodelay(true);
                     (
                         Stream::Tcp(stream),
                         peer.ip().to_string(),
