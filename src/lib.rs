@@ -13,5 +13,6 @@ pub mod scoreboard;
 pub mod socket;
 pub mod stats;
 pub mod sys;
+pub mod systemd;
 pub mod worker;
 pub mod wsgi;

@@ -47,7 +47,10 @@ fn main() {
         ::log::warn!("{w}");
     }
     sys::raise_nofile_limit();
-    let listeners = match socket::bind_all(&config.listen, config.backlog, &config.unix) {
+    // Sockets passed by systemd (LISTEN_FDS) or fd://N replace bound addresses.
+    let listeners = match rwsgi::systemd::listen_specs(&config)
+        .and_then(|specs| socket::bind_all(&specs, config.backlog, &config.unix))
+    {
         Ok(l) => l,
         Err(e) => {
             ::log::error!("{e}");

@@ -126,6 +126,8 @@ pub struct Master {
     /// When a `--shutdown-delay` ends and the drain starts.
     drain_at: Option<Instant>,
     exit_code: i32,
+    /// systemd notifications (READY=1 …) on phase changes. [systemd hook]
+    notifier: crate::systemd::Notifier,
 }
 
 impl Master {
@@ -157,6 +159,7 @@ impl Master {
         let unix_paths = listeners
             .iter()
             .chain(endpoints.iter().map(|(_, l)| l))
+            .filter(|l| !l.inherited) // [systemd hook] the parent owns those files
             .filter_map(|l| match &l.addr {
                 crate::socket::BoundAddr::Unix(p) => Some(p.clone()),
                 crate::socket::BoundAddr::Tcp(_) => None,
@@ -181,6 +184,7 @@ impl Master {
             unix_paths,
             drain_at: None,
             exit_code: 0,
+            notifier: crate::systemd::Notifier::from_env(), // [systemd hook]
         })
     }
 
@@ -192,6 +196,8 @@ impl Master {
             self.config.processes,
             self.config.app
         );
+        let n = self.config.processes; // [systemd hook] STATUS=starting N worker(s)
+        self.notifier.phase(Phase::Starting, n, &self.listeners);
         self.fill_pool();
         let mut events = Events::with_capacity(64);
         let mut sigs = Vec::new();
@@ -253,6 +259,9 @@ impl Master {
         if self.phase != phase {
             log::info!("master phase: {:?} -> {:?}", self.phase, phase);
             self.phase = phase;
+            // [systemd hook] READY=1 / RELOADING=1 / STOPPING=1 + STATUS=
+            self.notifier
+                .phase(phase, self.pool.target(), &self.listeners);
         }
     }
 
@@ -362,6 +371,11 @@ impl Master {
     /// accepted by the kernel is reset without an answer.
     fn shut_listeners(&mut self) {
         for l in &self.listeners {
+            if l.inherited {
+                // [systemd hook] Not ours to shut: systemd keeps the socket,
+                // and what waits in it is served by our successor.
+                continue;
+            }
             let fd = l.raw_fd();
             let mut answered = 0;
             while let Some(conn) = sys::accept_nonblocking(fd) {

@@ -258,6 +258,23 @@ pub fn accept_nonblocking(fd: RawFd) -> Option<OwnedFd> {
     (c >= 0).then(|| unsafe { OwnedFd::from_raw_fd(c) })
 }
 
+/// Sets TCP_NODELAY on a socket. Set on a listener, Linux copies it to every
+/// accepted connection, which saves a syscall per connection.
+pub fn set_nodelay(fd: RawFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: `on` is a valid c_int for the option length given.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod listen_queue_tests {
     use super::*;
@@ -281,21 +298,4 @@ mod listen_queue_tests {
         let _ = std::fs::remove_file(&dir);
         assert_eq!(got, Some((2, 33)));
     }
-}
-
-/// Sets TCP_NODELAY on a socket. Set on a listener, Linux copies it to every
-/// accepted connection, which saves a syscall per connection.
-pub fn set_nodelay(fd: RawFd) -> io::Result<()> {
-    let on: libc::c_int = 1;
-    // SAFETY: `on` is a valid c_int for the option length given.
-    cvt(unsafe {
-        libc::setsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    })?;
-    Ok(())
 }

@@ -299,6 +299,8 @@ impl<'a> EventLoop<'a> {
                 Ok(a) => a,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // A sibling shut the shared listener for a server-wide drain.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return false,
                 Err(e) => {
                     log::warn!("worker {}: accept failed: {e}", self.id);
                     return false;

@@ -78,8 +78,15 @@ impl Server {
 
     /// Spawns rwsgi with exactly `args` (no `--http` added), without waiting.
     pub fn spawn(args: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rwsgi"))
-            .args(args)
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rwsgi"));
+        cmd.args(args);
+        Server::spawn_command(cmd)
+    }
+
+    /// Like `spawn`, for a prepared command: rwsgi itself, or a wrapper that
+    /// execs it (so the pid stays the master's), with extra env or fds.
+    pub fn spawn_command(mut cmd: Command) -> Server {
+        let mut child = cmd
             .current_dir(project_dir())
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())

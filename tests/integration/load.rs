@@ -226,12 +226,16 @@ impl Load {
         }
     }
 
-    /// Waits until `n` more requests have succeeded than now.
-    pub fn wait_more_ok(&self, n: u64, timeout: Duration) {
+    /// Keeps the load running for `at_least` from now, and until `n` more
+    /// requests have succeeded (panics if that takes longer than `timeout`).
+    pub fn run_for(&self, at_least: Duration, n: u64, timeout: Duration) {
+        let until = Instant::now() + at_least;
         let target = self.ok() + n;
-        self.wait_until(&format!("{n} more successful requests"), timeout, |l| {
-            l.ok() >= target
-        });
+        self.wait_until(
+            &format!("{n} more successful requests"),
+            timeout.max(at_least),
+            |l| l.ok() >= target && Instant::now() >= until,
+        );
     }
 
     /// Stops the clients (each finishes its current request) and collects
@@ -281,14 +285,12 @@ impl Report {
             }
         }
         let conns = |mode| {
-            let mut c: Vec<(usize, u64)> = self
-                .outcomes
+            self.outcomes
                 .iter()
                 .filter(|o| o.mode == mode)
                 .map(|o| (o.client, o.conn))
-                .collect();
-            c.dedup();
-            c.len()
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
         };
         format!(
             "{} requests in {:.1} s: {} ok, {} failed {:?}; {} keep-alive and {} per-request connections",
@@ -426,6 +428,13 @@ impl Connection {
     /// Connects to the server on 127.0.0.1:`port`.
     pub fn connect(port: u16) -> io::Result<Connection> {
         Connection::open(SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
+    /// How long reads wait (`RESPONSE_TIMEOUT` by default).
+    pub fn set_read_timeout(&self, t: Duration) {
+        self.stream
+            .set_read_timeout(Some(t))
+            .expect("set a read timeout");
     }
 
     /// `GET path` on this (keep-alive) connection.

@@ -6,6 +6,8 @@ mod http;
 mod load;
 
 mod basic;
+mod config;
+mod container;
 mod errors;
 mod flask;
 mod hostile;
@@ -17,5 +19,6 @@ mod pep3333;
 mod protocol;
 mod startup_errors;
 mod supervision;
+mod systemd;
 mod uwsgi;
 mod wsgi;
