@@ -17,6 +17,7 @@ pub fn prepare(config: &Config) -> Result<(), String> {
     if let Some(path) = &p.logto {
         // Open it before detaching, so a bad path is reported on the terminal.
         sys::redirect_output(path).map_err(|e| format!("cannot log to {}: {e}", path.display()))?;
+        give_log_to_workers(config, path);
     }
     if p.daemonize.is_some() {
         sys::daemonize().map_err(|e| format!("cannot daemonize: {e}"))?;
@@ -49,6 +50,17 @@ pub fn remove_pidfile(config: &Config) {
     }
 }
 
+/// Workers that run as `--uid`/`--gid` must be able to reopen the log file
+/// too (on SIGUSR1), so the file the master creates is theirs.
+fn give_log_to_workers(config: &Config, path: &Path) {
+    let p = &config.process;
+    if (p.uid.is_some() || p.gid.is_some()) && sys::getuid() == 0 {
+        if let Err(e) = std::os::unix::fs::chown(path, p.uid, p.gid) {
+            log::warn!("cannot hand {} to the workers' user: {e}", path.display());
+        }
+    }
+}
+
 fn is_ours(path: &Path) -> bool {
     std::fs::read_to_string(path)
         .ok()
@@ -60,7 +72,10 @@ fn is_ours(path: &Path) -> bool {
 pub fn reopen_log(config: &Config) {
     if let Some(path) = &config.process.logto {
         match sys::redirect_output(path) {
-            Ok(()) => log::info!("reopened the log file {}", path.display()),
+            Ok(()) => {
+                give_log_to_workers(config, path);
+                log::info!("reopened the log file {}", path.display());
+            }
             Err(e) => log::error!("cannot reopen the log file {}: {e}", path.display()),
         }
     }

@@ -51,10 +51,13 @@ pub fn load(path: &Path) -> Result<Vec<Setting>, LoadError> {
     let doc: toml::Table = match text.parse() {
         Ok(d) => d,
         Err(e) => {
+            let line = e.span().map_or(0, |s| {
+                text[..s.start.min(text.len())].matches('\n').count() + 1
+            });
             return fail(format!(
-                "{shown}: not valid TOML: {}",
-                e.to_string().trim_end()
-            ))
+                "{shown}:{line}: not valid TOML: {}",
+                e.message().trim_end()
+            ));
         }
     };
     let mut out = Vec::new();
@@ -87,6 +90,13 @@ pub fn load(path: &Path) -> Result<Vec<Setting>, LoadError> {
             if !known_table || want_table != table {
                 return fail(format!(
                     "{at}: \"{key}\" belongs in the [{want_table}] table, not [{table}]"
+                ));
+            }
+            if matches!(name, "umask" | "chmod-socket") && value.is_integer() {
+                return fail(format!(
+                    "{at}: [{table}] {key} is an octal mode: quote it, e.g. {key} = \"{}\" \
+                     (a TOML number such as 0o660 or 660 is not read as octal)",
+                    if name == "umask" { "022" } else { "660" }
                 ));
             }
             let values = convert(value, kind).map_err(|why| {

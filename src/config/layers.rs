@@ -111,8 +111,12 @@ pub fn load(args: Vec<OsString>, env: &[(String, String)]) -> Result<Layered, Lo
     for a in lower_args.into_iter().rev() {
         argv.extend(a);
     }
+    let args_len = args.len();
     argv.extend(args.into_iter().skip(1));
-    let matches = cmd().try_get_matches_from(&argv).map_err(LoadError::Clap)?;
+    let matches = match cmd().try_get_matches_from(&argv) {
+        Ok(m) => m,
+        Err(e) => return Err(blame(e, &argv, &sources, &args_len)),
+    };
     let cli = Cli::from_arg_matches(&matches).map_err(LoadError::Clap)?;
     let mut values = BTreeMap::new();
     for (_, key, kind) in schema::OPTIONS {
@@ -138,6 +142,40 @@ pub fn load(args: Vec<OsString>, env: &[(String, String)]) -> Result<Layered, Lo
             file: config_path,
         },
     })
+}
+
+/// A value clap refused: if it came from the file or the environment, say
+/// which line or variable, by finding the one lower-layer argument that
+/// clap refuses on its own.
+fn blame(
+    e: clap::Error,
+    argv: &[OsString],
+    sources: &BTreeMap<&'static str, String>,
+    args_len: &usize,
+) -> LoadError {
+    let lower = &argv[1..argv.len() + 1 - args_len.max(&1)];
+    for arg in lower {
+        let one = [OsString::from("rwsgi"), arg.clone()];
+        if let Err(single) = Cli::command().try_get_matches_from(one) {
+            let text = arg.to_string_lossy();
+            let key = text
+                .trim_start_matches("--")
+                .split('=')
+                .next()
+                .unwrap_or("");
+            if let Some(src) = sources.get(key) {
+                // clap's first line, e.g. "invalid value 'many' for '--processes <N>': ..."
+                let msg = single.to_string();
+                let why = msg
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim_start_matches("error: ");
+                return LoadError::Config(ConfigError(format!("{src}: {key}: {why}")));
+            }
+        }
+    }
+    LoadError::Clap(e)
 }
 
 /// A setting as flag arguments; `false` switches add nothing.

@@ -335,9 +335,12 @@ fn process_options(cli: &Cli) -> Result<ProcessOptions, ConfigError> {
             ))
         })?),
         // Without --gid, the user's primary group.
-        (None, Some(u)) => nix::unistd::User::from_name(u)
-            .ok()
-            .flatten()
+        (None, Some(_)) => uid
+            .and_then(|id| {
+                nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(id))
+                    .ok()
+                    .flatten()
+            })
             .map(|user| user.gid.as_raw()),
         (None, None) => None,
     };

@@ -302,10 +302,13 @@ pub fn set_umask(mask: u32) {
 /// Drops to `gid`/`uid` (supplementary groups reduced to `gid`). Order
 /// matters: groups and gid first, while we still may change them.
 pub fn drop_privileges(uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+    if uid.is_some() || gid.is_some() {
+        // Never keep root's supplementary groups: only `gid`, or none.
+        let groups: Vec<libc::gid_t> = gid.into_iter().collect();
+        // SAFETY: `groups` is a valid array of `groups.len()` gids.
+        cvt(unsafe { libc::setgroups(groups.len(), groups.as_ptr()) })?;
+    }
     if let Some(gid) = gid {
-        let groups = [gid as libc::gid_t];
-        // SAFETY: `groups` is a valid array of one gid.
-        cvt(unsafe { libc::setgroups(1, groups.as_ptr()) })?;
         // SAFETY: setgid has no memory effects.
         cvt(unsafe { libc::setgid(gid) })?;
     }

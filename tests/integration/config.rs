@@ -453,7 +453,8 @@ fn every_example_config_passes_check_config() {
         let settings = file_settings(&text);
         assert!(!settings.is_empty(), "{file} sets nothing");
         for (line, key, raw) in settings {
-            if overrides.contains(&format!("--{key}")) {
+            // A `false` switch is the same as leaving it out: not listed.
+            if overrides.contains(&format!("--{key}")) || raw == "false" {
                 continue;
             }
             let (value, source) = report.set.get(&key).unwrap_or_else(|| {
@@ -467,10 +468,8 @@ fn every_example_config_passes_check_config() {
                 &format!("{file}:{line}"),
                 "{file}: {key} = {raw} comes from elsewhere"
             );
-            if raw.starts_with('[') || raw.starts_with('"') {
-                let strip = |s: &str| s.replace(char::is_whitespace, "");
-                assert_eq!(strip(value), strip(&raw), "{file}:{line}: {key}");
-            }
+            let strip = |s: &str| s.replace(char::is_whitespace, "");
+            assert_eq!(strip(value), strip(&raw), "{file}:{line}: {key}");
         }
     }
 }

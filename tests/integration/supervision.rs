@@ -533,8 +533,8 @@ fn sigterm_finishes_the_slow_request_then_refuses_new_connections() {
         slow_end - sent >= Duration::from_millis(1900),
         "the slow request ended early"
     );
-    // Connections the kernel accepted after TERM (the busy worker still holds
-    // the listening socket) are answered in full.
+    // Connections the kernel accepted after TERM (before the drain shut the
+    // listeners) are answered in full.
     let bad = unanswered(&probes);
     eprintln!(
         "TERM: {} connections accepted after TERM ({} answered), refused from {refused_after:?}",
