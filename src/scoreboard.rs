@@ -221,7 +221,13 @@ impl Slot {
     /// Worker: a request starts (for harakiri and stats).
     pub fn begin_request(&self, now_us: u64) {
         self.request_start_us.store(now_us.max(1), Relaxed);
-        self.state.store(WorkerState::Busy as u32, Relaxed);
+        // Only idle -> busy: a stopping worker stays "stopping".
+        let _ = self.state.compare_exchange(
+            WorkerState::Ready as u32,
+            WorkerState::Busy as u32,
+            Relaxed,
+            Relaxed,
+        );
     }
 
     /// Worker: the request is answered. Returns the requests served so far.
@@ -240,9 +246,12 @@ impl Slot {
         if exception {
             self.exceptions.fetch_add(1, Relaxed);
         }
-        if self.state.load(Relaxed) == WorkerState::Busy as u32 {
-            self.state.store(WorkerState::Ready as u32, Relaxed);
-        }
+        let _ = self.state.compare_exchange(
+            WorkerState::Busy as u32,
+            WorkerState::Ready as u32,
+            Relaxed,
+            Relaxed,
+        );
         self.requests.fetch_add(1, Relaxed) + 1
     }
 }
@@ -342,6 +351,11 @@ mod tests {
         assert_eq!(c.buckets[2], 1, "3 ms falls in the 5 ms bucket");
         assert_eq!(slot.state(), WorkerState::Ready);
         assert_eq!(slot.requests(), 1);
+        slot.set_state(WorkerState::Stopping);
+        slot.begin_request(200);
+        assert_eq!(slot.state(), WorkerState::Stopping, "stopping sticks");
+        slot.end_request(0, false, 200, 1);
+        assert_eq!(slot.state(), WorkerState::Stopping, "stopping sticks");
         slot.set_label(&[b"GET", b" ", b"/x"]);
         assert_eq!(slot.label(), "GET /x");
         let long = [b'a'; 300];

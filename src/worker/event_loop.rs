@@ -27,6 +27,9 @@ const CONN_BASE: usize = 1 << 16;
 /// Connections accepted per listener per loop turn, so one worker does not
 /// grab a whole burst while its siblings idle.
 const ACCEPT_BATCH: usize = 8;
+/// How long a worker leaves a new connection to a less loaded idle sibling
+/// before it accepts it itself.
+const ACCEPT_DEFER: Duration = Duration::from_millis(5);
 /// How long idle keep-alive connections stay open once the worker stops, so a
 /// request already on its way is still answered (with `Connection: close`).
 const STOP_IDLE_GRACE: Duration = Duration::from_millis(500);
@@ -67,6 +70,8 @@ pub struct EventLoop<'a> {
     pub(super) slot_index: usize,
     exit_now: bool,
     accept_more: bool,
+    /// A deferred accept (see [`ACCEPT_DEFER`]) to retry at this time.
+    retry_accept_at: Option<Instant>,
     next_sweep: Instant,
 }
 
@@ -139,6 +144,7 @@ impl<'a> EventLoop<'a> {
             slot_index: ctx.slot,
             exit_now: false,
             accept_more: false,
+            retry_accept_at: None,
             next_sweep: Instant::now() + Duration::from_secs(1),
         })
     }
@@ -148,10 +154,14 @@ impl<'a> EventLoop<'a> {
             if self.exit_now || (self.stopping && self.conns.len() == 0) {
                 return;
             }
+            let now = Instant::now();
             let timeout = if !self.ready.is_empty() || self.accept_more {
                 Duration::ZERO
             } else {
-                self.next_sweep.saturating_duration_since(Instant::now())
+                let wake = self
+                    .retry_accept_at
+                    .map_or(self.next_sweep, |r| r.min(self.next_sweep));
+                wake.saturating_duration_since(now)
             };
             let (poll, events) = (&mut self.poll, &mut self.events);
             if let Err(e) = gil.release(|| poll.poll(events, Some(timeout))) {
@@ -175,6 +185,12 @@ impl<'a> EventLoop<'a> {
             if accept_again {
                 for i in 0..self.listeners.len() {
                     self.accept(i, true);
+                }
+            }
+            if self.retry_accept_at.is_some_and(|r| Instant::now() >= r) {
+                self.retry_accept_at = None;
+                for i in 0..self.listeners.len() {
+                    self.accept(i, false);
                 }
             }
             for _ in 0..self.ready.len() {
@@ -274,6 +290,10 @@ impl<'a> EventLoop<'a> {
             let mine = self.conns.len() as u32;
             if let Some(fewest) = self.scoreboard.fewest_idle_conns(self.slot_index) {
                 if mine > fewest + 1 {
+                    // A preference, not a rule: if the sibling has not taken
+                    // the connection shortly, this worker does.
+                    let retry = Instant::now() + ACCEPT_DEFER;
+                    self.retry_accept_at.get_or_insert(retry);
                     return false;
                 }
             }
