@@ -35,6 +35,17 @@ fn wait_writable(fd: RawFd, deadline: Instant) -> io::Result<()> {
     }
 }
 
+/// After a send returned -1: wait for a slow peer (WouldBlock) or retry
+/// (EINTR); any other error is final.
+fn after_failed_send(fd: RawFd, timeout: Duration) -> io::Result<()> {
+    let err = io::Error::last_os_error();
+    match err.kind() {
+        io::ErrorKind::WouldBlock => wait_writable(fd, Instant::now() + timeout),
+        io::ErrorKind::Interrupted => Ok(()),
+        _ => Err(err),
+    }
+}
+
 /// Writes every byte of `bufs` to a non-blocking socket, waiting (up to
 /// `timeout` without progress) when the peer is slow. Never raises SIGPIPE.
 pub fn send_all(fd: RawFd, bufs: &[&[u8]], timeout: Duration) -> io::Result<()> {
@@ -67,15 +78,8 @@ pub fn send_all(fd: RawFd, bufs: &[&[u8]], timeout: Duration) -> io::Result<()> 
         // SAFETY: msg and the buffers it points to are valid for the call.
         let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) };
         if n < 0 {
-            let err = io::Error::last_os_error();
-            match err.kind() {
-                io::ErrorKind::WouldBlock => {
-                    wait_writable(fd, Instant::now() + timeout)?;
-                    continue;
-                }
-                io::ErrorKind::Interrupted => continue,
-                _ => return Err(err),
-            }
+            after_failed_send(fd, timeout)?;
+            continue;
         }
         let mut n = n as usize;
         while n > 0 && idx < bufs.len() {
@@ -131,15 +135,8 @@ pub fn send_file(
         // SAFETY: `off` is a valid local the kernel updates; fds are plain integers.
         let n = unsafe { libc::sendfile(fd, file_fd, &mut off, chunk) };
         if n < 0 {
-            let err = io::Error::last_os_error();
-            match err.kind() {
-                io::ErrorKind::WouldBlock => {
-                    wait_writable(fd, Instant::now() + timeout)?;
-                    continue;
-                }
-                io::ErrorKind::Interrupted => continue,
-                _ => return Err(err),
-            }
+            after_failed_send(fd, timeout)?;
+            continue;
         }
         if n == 0 {
             break;
