@@ -2,7 +2,7 @@
 //! request cycle. Reading and parsing never block; a request is handed to the
 //! app only once its head and whole body are here.
 
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
 
@@ -28,13 +28,6 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.as_raw_fd(),
             Stream::Unix(s) => s.as_raw_fd(),
-        }
-    }
-
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.read(buf),
-            Stream::Unix(s) => s.read(buf),
         }
     }
 
@@ -161,24 +154,18 @@ impl Conn {
                 if self.buf.len() >= cap {
                     break; // enough for now; `readable` stays set to come back later
                 }
-                let len = self.buf.len();
-                let want = READ_CHUNK.min(cap - len).max(1);
-                self.buf.resize(len + want, 0);
-                match self.stream.read(&mut self.buf[len..]) {
+                let want = READ_CHUNK.min(cap - self.buf.len()).max(1);
+                match crate::sys::read_into(self.stream.raw_fd(), &mut self.buf, want) {
                     Ok(0) => {
-                        self.buf.truncate(len);
                         self.readable = false;
                         peer_closed = true;
                     }
-                    Ok(n) => self.buf.truncate(len + n),
-                    Err(e) => {
-                        self.buf.truncate(len);
-                        match e.kind() {
-                            io::ErrorKind::WouldBlock => self.readable = false,
-                            io::ErrorKind::Interrupted => {}
-                            _ => return Progress::Closed,
-                        }
-                    }
+                    Ok(_) => {}
+                    Err(e) => match e.kind() {
+                        io::ErrorKind::WouldBlock => self.readable = false,
+                        io::ErrorKind::Interrupted => {}
+                        _ => return Progress::Closed,
+                    },
                 }
             }
             let progress = self.parse(limits);
