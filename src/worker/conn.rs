@@ -102,6 +102,8 @@ pub struct Conn {
     /// The socket may have more bytes than we took (edge-triggered readiness).
     pub readable: bool,
     pub sent_continue: bool,
+    /// Registered with epoll (only once it had to wait for bytes).
+    pub watched: bool,
     limits: http::Limits,
 }
 
@@ -130,6 +132,7 @@ impl Conn {
             deadline,
             readable: true,
             sent_continue: false,
+            watched: false,
         }
     }
 

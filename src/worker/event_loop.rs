@@ -340,22 +340,19 @@ impl<'a> EventLoop<'a> {
                 deadline,
                 &self.config.limits,
             ));
-            let Some(conn) = self.conns.get_mut(idx) else {
-                return false;
-            };
-            if let Err(e) = self.poll.registry().register(
-                conn.stream.source(),
-                Token(CONN_BASE + idx),
-                Interest::READABLE,
-            ) {
-                log::warn!("worker {}: cannot watch a new connection: {e}", self.id);
-                self.conns.remove(idx);
-                continue;
-            }
             self.slot.set_conns(self.conns.len());
             // The request often arrives with the connection: read it now
-            // rather than after another trip through poll.
+            // rather than after another trip through poll. A connection whose
+            // request is already complete (typical behind nginx) is only put
+            // in epoll if it has to wait for more (see `watch`).
             self.on_readable(idx);
+            if self
+                .conns
+                .get_mut(idx)
+                .is_some_and(|c| !matches!(c.state, super::conn::State::Ready { .. }))
+            {
+                self.watch(idx);
+            }
         }
         self.accept_more = true;
         true
@@ -377,9 +374,33 @@ impl<'a> EventLoop<'a> {
 
     pub(super) fn close(&mut self, idx: usize) {
         if let Some(mut conn) = self.conns.remove(idx) {
-            let _ = self.poll.registry().deregister(conn.stream.source());
+            if conn.watched {
+                let _ = self.poll.registry().deregister(conn.stream.source());
+            }
         }
         self.slot.set_conns(self.conns.len());
+    }
+
+    /// Puts a connection in epoll once it has to wait for bytes. Registering
+    /// late is safe with edge triggering: epoll reports data already there.
+    pub(super) fn watch(&mut self, idx: usize) {
+        let Some(conn) = self.conns.get_mut(idx) else {
+            return;
+        };
+        if conn.watched {
+            return;
+        }
+        match self.poll.registry().register(
+            conn.stream.source(),
+            Token(CONN_BASE + idx),
+            Interest::READABLE,
+        ) {
+            Ok(()) => conn.watched = true,
+            Err(e) => {
+                log::warn!("worker {}: cannot watch a connection: {e}", self.id);
+                self.close(idx);
+            }
+        }
     }
 
     /// Closes connections whose deadline passed: idle ones silently, ones in

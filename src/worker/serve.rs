@@ -284,11 +284,15 @@ impl EventLoop<'_> {
         }
         conn.consume_request();
         conn.deadline = Instant::now() + limits.keepalive_timeout;
+        let watched = conn.watched;
         // Pipelined bytes may already hold the next request; it waits for the
         // next round so other connections get their turn first.
         let progress = conn.read_and_parse(&limits);
         if !conn.is_idle() {
             conn.deadline = Instant::now() + limits.http_timeout;
+        }
+        if !watched {
+            self.watch(idx); // a kept-alive connection waits for its next request
         }
         self.on_progress(idx, progress);
     }
