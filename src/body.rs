@@ -19,22 +19,60 @@ impl Default for Body {
     }
 }
 
-/// Opens an anonymous temporary file (gone when closed, never visible by name).
+/// Opens an anonymous temporary file (gone when closed, never visible by
+/// name). Where the filesystem has no O_TMPFILE (overlayfs on older kernels,
+/// NFS), a uniquely named file is created and unlinked at once instead.
 fn temp_file() -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     let dir = std::env::temp_dir();
-    std::fs::OpenOptions::new()
+    let context = |e: io::Error| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot spool a request body in {}: {e}", dir.display()),
+        )
+    };
+    let tmpfile = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .mode(0o600)
         .custom_flags(libc::O_TMPFILE)
-        .open(&dir)
-        .map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot spool a request body in {}: {e}", dir.display()),
-            )
-        })
+        .open(&dir);
+    match tmpfile {
+        Ok(f) => Ok(f),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)
+            ) =>
+        {
+            named_then_unlinked(&dir).map_err(context)
+        }
+        Err(e) => Err(context(e)),
+    }
+}
+
+fn named_then_unlinked(dir: &std::path::Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    loop {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = dir.join(format!(".rwsgi-body-{}-{n}", std::process::id()));
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path);
+        match opened {
+            Ok(f) => {
+                std::fs::remove_file(&path)?;
+                return Ok(f);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 impl Body {
@@ -176,6 +214,20 @@ mod tests {
             b.push(chunk, threshold).unwrap();
         }
         b
+    }
+
+    #[test]
+    fn the_named_fallback_leaves_no_file_behind() {
+        let dir = std::env::temp_dir();
+        let mut f = named_then_unlinked(&dir).unwrap();
+        f.write_all(b"abc").unwrap();
+        let prefix = format!(".rwsgi-body-{}-", std::process::id());
+        let leftovers = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .count();
+        assert_eq!(leftovers, 0);
     }
 
     #[test]

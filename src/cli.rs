@@ -158,7 +158,7 @@ pub struct Cli {
     #[arg(long, value_name = "BYTES")]
     pub post_buffering: Option<usize>,
 
-    /// Seconds a client may take to send a request head or accept response bytes [default: 60]
+    /// Seconds a client may stay silent mid-request, or take to accept response bytes [default: 60]
     #[arg(long, value_name = "SECONDS")]
     pub http_timeout: Option<u64>,
 

@@ -335,13 +335,22 @@ fn process_options(cli: &Cli) -> Result<ProcessOptions, ConfigError> {
             ))
         })?),
         // Without --gid, the user's primary group.
-        (None, Some(_)) => uid
-            .and_then(|id| {
+        (None, Some(u)) => {
+            let user = uid.and_then(|id| {
                 nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(id))
                     .ok()
                     .flatten()
-            })
-            .map(|user| user.gid.as_raw()),
+            });
+            match user {
+                Some(user) => Some(user.gid.as_raw()),
+                // Never leave the workers in root's group by accident.
+                None => {
+                    return err(format!(
+                        "--uid {u}: this user has no passwd entry, so its group is unknown; give --gid too"
+                    ))
+                }
+            }
+        }
         (None, None) => None,
     };
     let umask = match &cli.umask {

@@ -166,7 +166,12 @@ impl Master {
             })
             .collect();
         let endpoints = endpoints::Endpoints::new(endpoints, poll.registry())?;
-        let pool = Pool::new(entry, config.processes, config.reload_mode);
+        let pool = Pool::new(
+            entry,
+            config.processes,
+            config.reload_mode,
+            config.shutdown_timeout,
+        );
         Ok(Master {
             config,
             listeners,
@@ -278,6 +283,7 @@ impl Master {
             self.drain_at,
             self.pool.respawn_at(),
             self.pool.next_retire(),
+            self.pool.next_kill(),
         ];
         for at in timers.into_iter().flatten() {
             t = t.min(at.saturating_duration_since(now));
@@ -525,6 +531,9 @@ impl Master {
     }
 
     fn on_timers(&mut self) {
+        if self.pool.next_kill().is_some_and(|at| Instant::now() >= at) {
+            self.pool.kill_overdue();
+        }
         self.endpoints.expire(self.poll.registry());
         if self.drain_at.is_some_and(|at| Instant::now() >= at) {
             self.drain_at = None;

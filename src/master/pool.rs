@@ -49,6 +49,8 @@ pub struct Worker {
     pub retiring: bool,
     /// A recycle request deferred until `--min-worker-lifetime` has passed.
     pub retire_at: Option<Instant>,
+    /// A stopping worker still alive then is killed (`--shutdown-timeout`).
+    pub kill_at: Option<Instant>,
 }
 
 /// What reaping a pid meant.
@@ -70,6 +72,8 @@ pub struct Pool {
     pub spawns: HashMap<usize, u64>,
     pub harakiris: HashMap<usize, u64>,
     entry: WorkerEntry,
+    /// How long a stopped worker may take to finish (`--shutdown-timeout`).
+    grace: Duration,
     target: usize,
     mode: ReloadMode,
     generation: u64,
@@ -81,8 +85,9 @@ pub struct Pool {
 }
 
 impl Pool {
-    pub fn new(entry: WorkerEntry, target: usize, mode: ReloadMode) -> Pool {
+    pub fn new(entry: WorkerEntry, target: usize, mode: ReloadMode, grace: Duration) -> Pool {
         Pool {
+            grace,
             retired: Counters::default(),
             respawns: [0; 5],
             spawns: HashMap::new(),
@@ -151,7 +156,7 @@ impl Pool {
                     if self.workers[i].generation < generation {
                         self.respawns[4] += 1;
                     }
-                    Self::stop(&mut self.workers[i], scoreboard)
+                    Self::stop(&mut self.workers[i], scoreboard, self.grace)
                 }
                 None => return,
             }
@@ -204,6 +209,29 @@ impl Pool {
                 w.retiring = true;
             }
         }
+    }
+
+    /// Kills stopped workers that outlived their grace (a request that never
+    /// ends must not keep a reload from completing).
+    pub fn kill_overdue(&mut self) {
+        let now = Instant::now();
+        for w in &mut self.workers {
+            if w.stopping && w.kill_at.is_some_and(|at| now >= at) {
+                log::warn!(
+                    "worker {} (pid {}) still running {} s after it was stopped (--shutdown-timeout); killing it",
+                    w.id,
+                    w.pid,
+                    self.grace.as_secs()
+                );
+                w.kill_at = None;
+                sys::kill(w.pid, libc::SIGKILL);
+            }
+        }
+    }
+
+    /// The earliest stop deadline.
+    pub fn next_kill(&self) -> Option<Instant> {
+        self.workers.iter().filter_map(|w| w.kill_at).min()
     }
 
     /// The earliest deferred recycle.
@@ -305,6 +333,7 @@ impl Pool {
                 stopping: false,
                 retiring: false,
                 retire_at: None,
+                kill_at: None,
             });
         }
         Ok(())
@@ -331,9 +360,10 @@ impl Pool {
         }
     }
 
-    fn stop(w: &mut Worker, scoreboard: &Scoreboard) {
+    fn stop(w: &mut Worker, scoreboard: &Scoreboard, grace: Duration) {
         log::info!("stopping worker {} (pid {})", w.id, w.pid);
         w.stopping = true;
+        w.kill_at = Some(Instant::now() + grace);
         scoreboard
             .slot(w.slot)
             .set_state(crate::scoreboard::WorkerState::Stopping);
@@ -366,10 +396,12 @@ impl Pool {
         let Some(old) = self.reload_from.take() else {
             return;
         };
-        let new = self.generation;
-        for w in self.workers.iter_mut().filter(|w| w.generation == new) {
+        // Every generation newer than the one we fall back to goes, including
+        // one left over from an earlier reload that was overtaken by this one.
+        let grace = self.grace;
+        for w in self.workers.iter_mut().filter(|w| w.generation > old) {
             if !w.stopping {
-                Self::stop(w, scoreboard);
+                Self::stop(w, scoreboard, grace);
             }
         }
         self.generation = old;
@@ -380,6 +412,7 @@ impl Pool {
 
     /// TTOU: stop workers above the target, newest first.
     pub fn stop_surplus(&mut self, scoreboard: &Scoreboard) {
+        let grace = self.grace;
         while self.current().count() > self.target {
             let generation = self.generation;
             let Some(w) = self
@@ -390,7 +423,7 @@ impl Pool {
             else {
                 break;
             };
-            Self::stop(w, scoreboard);
+            Self::stop(w, scoreboard, grace);
         }
     }
 
@@ -462,7 +495,10 @@ fn fork_worker(
                 sys::close(fd);
             }
             let _ = sys::default_signals(super::signals::HANDLED);
-            let code = entry(ctx);
+            // A panic in the worker must never unwind into the master's
+            // frames (and their destructors) inside the child.
+            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| entry(ctx)))
+                .unwrap_or(101);
             sys::exit_now(code);
         }
         Ok(Forked::Parent(pid)) => {

@@ -263,7 +263,8 @@ pub fn parse_head(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> Parsed
             head.host = Some(head.headers.len());
         } else if n.eq_ignore_ascii_case(b"expect") {
             if v.eq_ignore_ascii_case(b"100-continue") {
-                head.expect_continue = true;
+                // RFC 9110 §10.1.1: an HTTP/1.0 Expect is ignored.
+                head.expect_continue = version == Version::Http11;
             } else {
                 return Parsed::Error(HttpError::ExpectationFailed);
             }

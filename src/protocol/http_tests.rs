@@ -285,3 +285,11 @@ fn smuggling_vectors_are_refused_with_the_reason() {
         }
     }
 }
+
+#[test]
+fn expect_on_http10_is_ignored() {
+    let req = b"POST / HTTP/1.0\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n";
+    let (r, head) = parse(req);
+    assert_eq!(r, Parsed::Complete);
+    assert!(!head.expect_continue);
+}

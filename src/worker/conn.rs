@@ -104,6 +104,8 @@ pub struct Conn {
     pub sent_continue: bool,
     /// Registered with epoll (only once it had to wait for bytes).
     pub watched: bool,
+    /// The peer has closed its side: answer what is buffered, then close.
+    pub eof: bool,
     limits: http::Limits,
 }
 
@@ -133,6 +135,7 @@ impl Conn {
             readable: true,
             sent_continue: false,
             watched: false,
+            eof: false,
         }
     }
 
@@ -146,7 +149,7 @@ impl Conn {
     /// Body bytes leave the read buffer as they are parsed, so a large upload
     /// is read in bounded steps.
     pub fn read_and_parse(&mut self, limits: &Limits) -> Progress {
-        let mut peer_closed = false;
+        let mut peer_closed = self.eof;
         loop {
             while self.readable {
                 let cap = match self.state {
@@ -162,6 +165,7 @@ impl Conn {
                     Ok(0) => {
                         self.readable = false;
                         peer_closed = true;
+                        self.eof = true;
                     }
                     Ok(_) => {}
                     Err(e) => match e.kind() {

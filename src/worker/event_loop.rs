@@ -364,9 +364,13 @@ impl<'a> EventLoop<'a> {
             return;
         };
         let was_idle = conn.is_idle();
+        let had = conn.buf.len() as u64 + conn.body.len();
         conn.readable = true;
         let progress = conn.read_and_parse(&limits);
-        if was_idle && !conn.is_idle() {
+        // --http-timeout is a limit on inactivity once a request has begun:
+        // a body arriving steadily keeps its connection alive.
+        let progressed = conn.buf.len() as u64 + conn.body.len() != had;
+        if (was_idle || progressed) && !conn.is_idle() {
             conn.deadline = Instant::now() + limits.http_timeout;
         }
         self.on_progress(idx, progress);

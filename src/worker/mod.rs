@@ -43,10 +43,6 @@ pub fn entry(ctx: WorkerContext<'_>) -> i32 {
         }
     };
     sys::block_all_signals(false);
-    sys::set_parent_death_signal(libc::SIGTERM);
-    if sys::getppid() != ctx.master_pid {
-        return 1; // the master died between fork and here
-    }
     let slot = ctx.scoreboard.slot(ctx.slot);
     let process = &ctx.config.process;
     if let Err(e) = sys::drop_privileges(process.uid, process.gid) {
@@ -57,6 +53,12 @@ pub fn entry(ctx: WorkerContext<'_>) -> i32 {
             process.gid
         );
         return EXIT_APP_LOAD_ERROR;
+    }
+    // After the uid/gid change: the kernel clears the parent-death signal
+    // whenever the credentials change.
+    sys::set_parent_death_signal(libc::SIGTERM);
+    if sys::getppid() != ctx.master_pid {
+        return 1; // the master died between fork and here
     }
 
     if let Some(dir) = &ctx.config.chdir {

@@ -226,7 +226,7 @@ impl EventLoop<'_> {
             timeout: limits.http_timeout,
             version,
             head_only: label.method == b"HEAD",
-            keep_alive: keep_alive && !self.stopping,
+            keep_alive: keep_alive && !self.stopping && !conn.eof,
             close_delimited: conn.protocol == Protocol::Uwsgi,
             date,
         };

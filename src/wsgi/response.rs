@@ -293,7 +293,7 @@ impl Response {
     /// Ends the response: sends a head not yet sent (empty body) or the last chunk.
     pub fn finish(&mut self) -> Result<(), ClientGone> {
         if !self.head_sent {
-            return self.send_all_body(&[]);
+            self.send_all_body(&[])?;
         }
         match self.framing {
             Framing::Chunked if !self.params.head_only => self.send(&[b"0\r\n\r\n"]),

@@ -116,6 +116,7 @@ impl StartResponse {
         let list = headers.cast::<PyList>().map_err(|_| {
             PyTypeError::new_err("response headers must be a list of (name, value) tuples")
         })?;
+        let mut seen_length = false;
         for item in list.iter() {
             let pair = item.cast::<PyTuple>().map_err(|_| {
                 PyTypeError::new_err(format!(
@@ -149,6 +150,18 @@ impl StartResponse {
                 return Err(PyValueError::new_err(format!(
                     "response header {name:?} is hop-by-hop; a WSGI app must not set it (PEP 3333)"
                 )));
+            }
+            if lower == "content-length" {
+                // A bad or second length would frame the response two ways.
+                if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(PyValueError::new_err(format!(
+                        "Content-Length {value:?} is not a number of bytes"
+                    )));
+                }
+                if seen_length {
+                    return Err(PyValueError::new_err("more than one Content-Length header"));
+                }
+                seen_length = true;
             }
             latin1(name, &mut scratch_name, "response header name")?;
             latin1(value, &mut scratch_value, "response header value")?;

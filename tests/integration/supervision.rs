@@ -920,3 +920,37 @@ fn reload_on_rss_retires_workers_without_failures() {
     );
     assert!(!log.contains(" died after "), "a worker died:\n{log}");
 }
+
+/// A request that never ends must not keep a reload from completing: the old
+/// worker is killed once --shutdown-timeout has passed since it was stopped.
+#[test]
+fn hup_completes_even_when_an_old_worker_never_finishes_its_request() {
+    let _x = exclusive();
+    let mut server = Server::start(&[
+        "--wsgi-file",
+        &app("sup_app.py"),
+        "--processes",
+        "1",
+        "--shutdown-timeout",
+        "1",
+    ]);
+    let mut stuck = Connection::connect(server.port()).expect("connect");
+    stuck
+        .send(get_request("/sleep?ms=600000", false).as_bytes())
+        .expect("send");
+    server.wait_for_log("sleep-begin", PROMPT);
+    let hup = Instant::now();
+    server.signal("HUP");
+    server.wait_for_log("reload complete", PROMPT);
+    let took = hup.elapsed();
+    assert!(
+        took < Duration::from_secs(10),
+        "the reload waited {took:?} for a request that never ends"
+    );
+    let log = server.log_text();
+    assert!(log.contains("(--shutdown-timeout); killing it"), "{log}");
+    // And the new worker serves.
+    let mut c = Connection::connect(server.port()).expect("connect");
+    let r = c.get("/").expect("the new worker answers");
+    assert!(r.pid.is_some());
+}
