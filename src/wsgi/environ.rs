@@ -36,7 +36,7 @@ pub struct Request<'a> {
 }
 
 /// Header names (lower-case) with pre-interned environ keys.
-const COMMON_HEADERS: [(&str, &str); 24] = [
+pub(super) const COMMON_HEADERS: [(&str, &str); 24] = [
     ("host", "HTTP_HOST"),
     ("user-agent", "HTTP_USER_AGENT"),
     ("accept", "HTTP_ACCEPT"),

@@ -32,15 +32,22 @@ const CGI_NAMES: [&str; 15] = [
 
 /// Interned keys for uwsgi vars: the CGI names plus the common `HTTP_*` keys.
 pub struct UwsgiKeys {
-    keys: Vec<Py<PyString>>,
+    /// Each key's bytes beside its interned string: lookups compare Rust
+    /// bytes and never ask Python for a str's UTF-8.
+    keys: Vec<(&'static str, Py<PyString>)>,
     https: Py<PyString>,
     scheme: Py<PyString>,
 }
 
 impl UwsgiKeys {
     pub fn new(py: Python<'_>, header_keys: &[(&'static str, Py<PyString>)]) -> UwsgiKeys {
-        let mut keys: Vec<Py<PyString>> = CGI_NAMES.iter().map(|k| intern(py, k)).collect();
-        keys.extend(header_keys.iter().map(|(_, k)| k.clone_ref(py)));
+        let mut keys: Vec<(&'static str, Py<PyString>)> =
+            CGI_NAMES.iter().map(|k| (*k, intern(py, k))).collect();
+        keys.extend(
+            header_keys
+                .iter()
+                .map(|(name, k)| (http_key_name(name), k.clone_ref(py))),
+        );
         UwsgiKeys {
             keys,
             https: intern(py, "https"),
@@ -49,14 +56,19 @@ impl UwsgiKeys {
     }
 
     fn key<'py>(&self, py: Python<'py>, name: &[u8]) -> Bound<'py, PyString> {
-        for k in &self.keys {
-            let k = k.bind(py);
-            if k.to_str().is_ok_and(|s| s.as_bytes() == name) {
-                return k.clone();
-            }
+        match self.keys.iter().find(|(k, _)| k.as_bytes() == name) {
+            Some((_, key)) => key.bind(py).clone(),
+            None => latin1_str(py, name),
         }
-        latin1_str(py, name)
     }
+}
+
+/// The `HTTP_*` environ key of a common header (from environ.rs's table).
+fn http_key_name(header: &str) -> &'static str {
+    super::environ::COMMON_HEADERS
+        .iter()
+        .find(|(h, _)| *h == header)
+        .map_or("", |(_, k)| *k)
 }
 
 impl EnvironBuilder {
@@ -79,7 +91,9 @@ impl EnvironBuilder {
             let value = latin1_str(py, &buf[v.value.clone()]);
             // Join only a key this packet repeats; a template default (e.g. an
             // empty QUERY_STRING) is replaced, never joined.
-            let repeated = packet.vars[..i].iter().any(|p| &buf[p.key.clone()] == name);
+            // Only headers repeat; checking CGI names too was a quadratic scan.
+            let repeated = name.starts_with(b"HTTP_")
+                && packet.vars[..i].iter().any(|p| &buf[p.key.clone()] == name);
             if repeated {
                 set_joined(&env, &key, value, name == b"HTTP_COOKIE")?;
             } else {
