@@ -167,6 +167,10 @@ impl Conn {
                         peer_closed = true;
                         self.eof = true;
                     }
+                    // A short read drained the socket: the next arrival is a
+                    // new edge (or is reported when the socket is registered),
+                    // so another read now would only return EAGAIN.
+                    Ok(n) if n < want => self.readable = false,
                     Ok(_) => {}
                     Err(e) => match e.kind() {
                         io::ErrorKind::WouldBlock => self.readable = false,
