@@ -248,3 +248,13 @@ fn eof(msg: impl Into<String>) -> io::Error {
 fn bad(msg: String) -> io::Error {
     io::Error::new(ErrorKind::InvalidData, msg)
 }
+
+/// Parses the environ_dump app's `KEY<TAB>ascii(value)` lines.
+pub fn environ(r: &Response) -> std::collections::HashMap<String, String> {
+    assert_eq!(r.status, 200, "{r:?}");
+    r.text()
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}

@@ -4,17 +4,6 @@
 use std::collections::HashMap;
 
 use crate::harness::{app, Server};
-use crate::http::Response;
-
-/// Parses the environ_dump app's `KEY<TAB>ascii(value)` lines.
-fn environ(r: &Response) -> HashMap<String, String> {
-    assert_eq!(r.status, 200, "{r:?}");
-    r.text()
-        .lines()
-        .filter_map(|l| l.split_once('\t'))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
 
 fn assert_entry(env: &HashMap<String, String>, key: &str, want: &str) {
     assert_eq!(
@@ -29,7 +18,7 @@ fn environ_of_a_get() {
     let server = Server::start(&["--wsgi-file", &app("environ_dump.py")]);
     let mut c = server.connect();
     let r = c.call("GET", "/a%20b?x=1&y=%20z", &["X-Custom: custom value"], b"");
-    let env = environ(&r);
+    let env = crate::http::environ(&r);
     assert_entry(&env, "REQUEST_METHOD", "'GET'");
     assert_entry(&env, "PATH_INFO", "'/a b'");
     assert_entry(&env, "QUERY_STRING", "'x=1&y=%20z'");
@@ -70,9 +59,9 @@ fn path_info_is_percent_decoded_then_latin1() {
     let server = Server::start(&["--wsgi-file", &app("environ_dump.py")]);
     let mut c = server.connect();
     // UTF-8 bytes of "café", each byte one latin-1 character (PEP 3333).
-    let env = environ(&c.get("/caf%C3%A9"));
+    let env = crate::http::environ(&c.get("/caf%C3%A9"));
     assert_entry(&env, "PATH_INFO", "'/caf\\xc3\\xa9'");
-    let env = environ(&c.get("/caf%c3%a9/%2Fslash"));
+    let env = crate::http::environ(&c.get("/caf%c3%a9/%2Fslash"));
     assert_entry(&env, "PATH_INFO", "'/caf\\xc3\\xa9//slash'");
     // The raw target stays available undecoded.
     assert_entry(&env, "REQUEST_URI", "'/caf%c3%a9/%2Fslash'");
@@ -89,7 +78,7 @@ fn environ_of_a_post() {
         &["Content-Type: application/x-www-form-urlencoded"],
         body,
     );
-    let env = environ(&r);
+    let env = crate::http::environ(&r);
     assert_entry(&env, "REQUEST_METHOD", "'POST'");
     assert_entry(&env, "CONTENT_TYPE", "'application/x-www-form-urlencoded'");
     assert_entry(&env, "CONTENT_LENGTH", &format!("'{}'", body.len()));
@@ -101,7 +90,7 @@ fn environ_of_http10() {
     let server = Server::start(&["--wsgi-file", &app("environ_dump.py")]);
     let mut c = server.connect();
     c.send(b"GET /old HTTP/1.0\r\n\r\n");
-    let env = environ(&c.read_response(false).expect("a response"));
+    let env = crate::http::environ(&c.read_response(false).expect("a response"));
     assert_entry(&env, "SERVER_PROTOCOL", "'HTTP/1.0'");
     assert_entry(&env, "PATH_INFO", "'/old'");
     // No Host header: the listener's address.

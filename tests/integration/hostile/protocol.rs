@@ -9,16 +9,6 @@ use std::time::{Duration, Instant};
 use crate::harness::{app, Server};
 use crate::http::{request, Client, Response};
 
-/// The environ_dump app's `KEY<TAB>ascii(value)` lines.
-fn environ(r: &Response) -> HashMap<String, String> {
-    assert_eq!(r.status, 200, "{r:?}");
-    r.text()
-        .lines()
-        .filter_map(|l| l.split_once('\t'))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
 fn entry<'a>(env: &'a HashMap<String, String>, key: &str) -> Option<&'a str> {
     env.get(key).map(String::as_str)
 }
@@ -61,7 +51,7 @@ fn chunked_body_with_extensions_and_trailers_reaches_wsgi_input() {
           5;name=value\r\nhello\r\n6;a;b=\"c d\"\r\n world\r\n0;last=1\r\n\
           X-Trailer: smuggled\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n",
     );
-    let env = environ(&read(&mut c, "chunked POST"));
+    let env = crate::http::environ(&read(&mut c, "chunked POST"));
     assert_eq!(entry(&env, "BODY"), Some("b'hello world'"), "{env:#?}");
     assert_eq!(entry(&env, "CONTENT_LENGTH"), Some("'11'"), "{env:#?}");
     assert_eq!(entry(&env, "wsgi.input_terminated"), Some("True"));
@@ -75,7 +65,10 @@ fn chunked_body_with_extensions_and_trailers_reaches_wsgi_input() {
     }
     // The trailers were consumed exactly: the connection parses on.
     let r = c.get("/next");
-    assert_eq!(entry(&environ(&r), "PATH_INFO"), Some("'/next'"));
+    assert_eq!(
+        entry(&crate::http::environ(&r), "PATH_INFO"),
+        Some("'/next'")
+    );
 }
 
 #[test]
@@ -131,7 +124,7 @@ fn absolute_form_fragments_and_padded_header_values() {
     ];
     for (req, path, query) in cases {
         c.send(req);
-        let env = environ(&read(&mut c, &String::from_utf8_lossy(req)));
+        let env = crate::http::environ(&read(&mut c, &String::from_utf8_lossy(req)));
         let got = (entry(&env, "PATH_INFO"), entry(&env, "QUERY_STRING"));
         assert_eq!(
             got,
@@ -143,7 +136,7 @@ fn absolute_form_fragments_and_padded_header_values() {
     c.send(
         b"GET / HTTP/1.1\r\nHost: a\r\nX-Padded: \t  padded value \t \r\nX-Inner:  a  b  \r\n\r\n",
     );
-    let env = environ(&read(&mut c, "padded headers"));
+    let env = crate::http::environ(&read(&mut c, "padded headers"));
     assert_eq!(entry(&env, "HTTP_X_PADDED"), Some("'padded value'"));
     assert_eq!(entry(&env, "HTTP_X_INNER"), Some("'a  b'"));
 }
