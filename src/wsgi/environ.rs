@@ -66,6 +66,12 @@ pub(super) const COMMON_HEADERS: [(&str, &str); 24] = [
     ("expect", "HTTP_EXPECT"),
 ];
 
+/// Value-cache slots after the headers': remote address, server name, port.
+const CONN_SLOTS: usize = 3;
+const SLOT_REMOTE_ADDR: usize = COMMON_HEADERS.len();
+const SLOT_SERVER_NAME: usize = COMMON_HEADERS.len() + 1;
+const SLOT_SERVER_PORT: usize = COMMON_HEADERS.len() + 2;
+
 const METHODS: [&str; 9] = [
     "GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE",
 ];
@@ -91,6 +97,10 @@ pub struct EnvironBuilder {
     pub(super) http11: Py<PyString>,
     pub(super) path: Vec<u8>,
     pub(super) uwsgi_keys: super::uwsgi_environ::UwsgiKeys,
+    /// Last values of the known uwsgi vars, and of the common headers plus
+    /// the per-connection strings (see `value_cache`).
+    pub(super) uwsgi_values: super::value_cache::ValueCache,
+    values: super::value_cache::ValueCache,
     key: String,
 }
 
@@ -130,8 +140,11 @@ impl EnvironBuilder {
             .iter()
             .map(|(name, key)| (*name, intern(py, key)))
             .collect();
+        let uwsgi_keys = super::uwsgi_environ::UwsgiKeys::new(py, &headers);
         Ok(EnvironBuilder {
-            uwsgi_keys: super::uwsgi_environ::UwsgiKeys::new(py, &headers),
+            uwsgi_values: super::value_cache::ValueCache::new(uwsgi_keys.len()),
+            values: super::value_cache::ValueCache::new(COMMON_HEADERS.len() + CONN_SLOTS),
+            uwsgi_keys,
             headers,
             template: template.unbind(),
             k_method: intern(py, "REQUEST_METHOD"),
@@ -195,7 +208,10 @@ impl EnvironBuilder {
             crate::protocol::http::Version::Http11 => &self.http11,
         };
         env.set_item(&self.k_protocol, proto)?;
-        env.set_item(&self.k_remote_addr, &conn.remote_addr)?;
+        let addr = self
+            .values
+            .get(py, SLOT_REMOTE_ADDR, conn.remote_addr.as_bytes());
+        env.set_item(&self.k_remote_addr, addr)?;
         env.set_item(&self.k_remote_port, &conn.remote_port)?;
 
         let (mut server_name, mut server_port) = (None, None);
@@ -222,8 +238,11 @@ impl EnvironBuilder {
                 // No port in Host: the scheme's default, as Gunicorn does.
                 server_port = Some(p.unwrap_or(b"80"));
             }
-            let key = self.header_key(py, name);
-            let value = latin1_str(py, value);
+            let (key, known) = self.header_key(py, name);
+            let value = match known {
+                Some(i) if !name.eq_ignore_ascii_case(b"cookie") => self.values.get(py, i, value),
+                _ => latin1_str(py, value),
+            };
             match env.get_item(&key)? {
                 Some(old) => {
                     let sep = if name.eq_ignore_ascii_case(b"cookie") {
@@ -243,11 +262,19 @@ impl EnvironBuilder {
         }
         match server_name {
             Some(n) => env.set_item(&self.k_server_name, latin1_str(py, n))?,
-            None => env.set_item(&self.k_server_name, &conn.server_name)?,
+            None => env.set_item(
+                &self.k_server_name,
+                self.values
+                    .get(py, SLOT_SERVER_NAME, conn.server_name.as_bytes()),
+            )?,
         }
         match server_port {
             Some(p) => env.set_item(&self.k_server_port, latin1_str(py, p))?,
-            None => env.set_item(&self.k_server_port, &conn.server_port)?,
+            None => env.set_item(
+                &self.k_server_port,
+                self.values
+                    .get(py, SLOT_SERVER_PORT, conn.server_port.as_bytes()),
+            )?,
         }
         if head.body_framing() != BodyFraming::None || !body.is_empty() {
             env.set_item(&self.k_content_length, body.len().to_string())?;
@@ -256,13 +283,18 @@ impl EnvironBuilder {
         Ok(env)
     }
 
-    fn header_key<'py>(&mut self, py: Python<'py>, name: &[u8]) -> Bound<'py, PyString> {
-        if let Some((_, key)) = self
+    /// The environ key of a header, and its index when it is a common one.
+    fn header_key<'py>(
+        &mut self,
+        py: Python<'py>,
+        name: &[u8],
+    ) -> (Bound<'py, PyString>, Option<usize>) {
+        if let Some(i) = self
             .headers
             .iter()
-            .find(|(n, _)| n.len() == name.len() && n.as_bytes().eq_ignore_ascii_case(name))
+            .position(|(n, _)| n.len() == name.len() && n.as_bytes().eq_ignore_ascii_case(name))
         {
-            return key.bind(py).clone();
+            return (self.headers[i].1.bind(py).clone(), Some(i));
         }
         self.key.clear();
         self.key.push_str("HTTP_");
@@ -272,7 +304,7 @@ impl EnvironBuilder {
                 _ => char::from(b.to_ascii_uppercase()),
             });
         }
-        PyString::new(py, &self.key)
+        (PyString::new(py, &self.key), None)
     }
 }
 

@@ -14,6 +14,7 @@ mod interpreter;
 mod response;
 mod start_response;
 mod uwsgi_environ;
+mod value_cache;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};

@@ -55,11 +55,16 @@ impl UwsgiKeys {
         }
     }
 
-    fn key<'py>(&self, py: Python<'py>, name: &[u8]) -> Bound<'py, PyString> {
-        match self.keys.iter().find(|(k, _)| k.as_bytes() == name) {
-            Some((_, key)) => key.bind(py).clone(),
-            None => latin1_str(py, name),
+    /// The environ key for a var name, and its index when it is a known one.
+    fn key<'py>(&self, py: Python<'py>, name: &[u8]) -> (Bound<'py, PyString>, Option<usize>) {
+        match self.keys.iter().position(|(k, _)| k.as_bytes() == name) {
+            Some(i) => (self.keys[i].1.bind(py).clone(), Some(i)),
+            None => (latin1_str(py, name), None),
         }
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
     }
 }
 
@@ -87,8 +92,14 @@ impl EnvironBuilder {
                 // uWSGI's "magic" vars can load code; here they are never honoured.
                 continue;
             }
-            let key = self.uwsgi_keys.key(py, name);
-            let value = latin1_str(py, &buf[v.value.clone()]);
+            let (key, known) = self.uwsgi_keys.key(py, name);
+            let raw = &buf[v.value.clone()];
+            // Values that change with every request are not worth caching.
+            let varies = matches!(name, b"REMOTE_PORT" | b"REQUEST_URI" | b"PATH_INFO");
+            let value = match known {
+                Some(i) if !varies => self.uwsgi_values.get(py, i, raw),
+                _ => latin1_str(py, raw),
+            };
             // Join only a key this packet repeats; a template default (e.g. an
             // empty QUERY_STRING) is replaced, never joined.
             // Only headers repeat; checking CGI names too was a quadratic scan.
