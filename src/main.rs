@@ -89,7 +89,7 @@ fn main() {
         ::log::error!("{e}");
         std::process::exit(EXIT_CONFIG);
     }
-    let pidfile_config = config.clone();
+    let pidfile = config.process.pidfile.clone();
     let code = match master::Master::new(config, listeners, endpoints, worker::entry) {
         Ok(m) => m.run(),
         Err(e) => {
@@ -97,6 +97,6 @@ fn main() {
             1
         }
     };
-    process::remove_pidfile(&pidfile_config);
+    process::remove_pidfile(pidfile.as_deref());
     std::process::exit(code);
 }

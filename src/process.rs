@@ -40,8 +40,8 @@ pub fn write_pidfile(config: &Config) -> Result<(), String> {
 }
 
 /// Removes the pidfile on exit, unless another process has taken it over.
-pub fn remove_pidfile(config: &Config) {
-    if let Some(path) = &config.process.pidfile {
+pub fn remove_pidfile(path: Option<&Path>) {
+    if let Some(path) = path {
         if is_ours(path) {
             if let Err(e) = std::fs::remove_file(path) {
                 log::warn!("cannot remove --pidfile {}: {e}", path.display());

@@ -63,10 +63,8 @@ pub fn load(args: Vec<OsString>, env: &[(String, String)]) -> Result<Layered, Lo
     let getenv = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
 
     let mut warnings = Vec::new();
-    let config_path = first
-        .get_one::<std::path::PathBuf>("config")
-        .cloned()
-        .or_else(|| getenv("RWSGI_CONFIG").map(Into::into));
+    // clap reads RWSGI_CONFIG itself (`env` on the flag).
+    let config_path = first.get_one::<std::path::PathBuf>("config").cloned();
     let file = match &config_path {
         Some(path) => super::file::load(path)?,
         None => Vec::new(),

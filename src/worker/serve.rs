@@ -12,7 +12,6 @@ use crate::protocol::date::{http_date, DATE_LEN};
 use crate::protocol::http::Version;
 use crate::protocol::http::{self, HttpError};
 use crate::protocol::uwsgi;
-use crate::scoreboard::now_us;
 use crate::sys;
 use crate::wsgi::{Gil, Head, Request, ResponseParams};
 
@@ -31,16 +30,25 @@ impl DateCache {
     }
 
     pub fn now(&mut self) -> [u8; DATE_LEN] {
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        self.at(wall_us() / 1_000_000)
+    }
+
+    /// The date for `secs` since the epoch (formatted once per second).
+    pub fn at(&mut self, secs: u64) -> [u8; DATE_LEN] {
         if secs != self.secs {
             self.secs = secs;
             self.value = http_date(secs);
         }
         self.value
     }
+}
+
+/// Microseconds since the epoch: the one wall-clock read of a request.
+fn wall_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
 }
 
 /// `METHOD target` of a request, formatted only when a log line needs it.
@@ -185,7 +193,8 @@ impl EventLoop<'_> {
 
     /// Serves the complete request buffered on connection `idx`.
     pub(super) fn serve(&mut self, gil: &Gil<'_>, idx: usize) {
-        let date = self.date.now();
+        let wall = wall_us();
+        let date = self.date.at(wall / 1_000_000);
         let limits = self.config.limits;
         let Some(conn) = self.conns.get_mut(idx) else {
             return;
@@ -232,7 +241,7 @@ impl EventLoop<'_> {
         };
         let started = Instant::now();
         self.slot.set_label(&[label.method, b" ", label.target]);
-        self.slot.begin_request(now_us());
+        self.slot.begin_request(wall);
         let outcome = self.bridge.call(
             gil,
             Request {
@@ -244,7 +253,8 @@ impl EventLoop<'_> {
             params,
             &label,
         );
-        let micros = started.elapsed().as_micros() as u64;
+        let finished = Instant::now();
+        let micros = finished.duration_since(started).as_micros() as u64;
         let served = self.slot.end_request(
             outcome.body_bytes,
             outcome.exception,
@@ -264,10 +274,7 @@ impl EventLoop<'_> {
             },
             &mut self.log_line,
         );
-        if let Some(reason) = self
-            .recycler
-            .after_request(served, self.slot, Instant::now())
-        {
+        if let Some(reason) = self.recycler.after_request(served, self.slot, finished) {
             log::info!(
                 "worker {} asks to be recycled ({}) after {served} request(s)",
                 self.id,
@@ -283,13 +290,13 @@ impl EventLoop<'_> {
             return;
         }
         conn.consume_request();
-        conn.deadline = Instant::now() + limits.keepalive_timeout;
+        conn.deadline = finished + limits.keepalive_timeout;
         let watched = conn.watched;
         // Pipelined bytes may already hold the next request; it waits for the
         // next round so other connections get their turn first.
         let progress = conn.read_and_parse(&limits);
         if !conn.is_idle() {
-            conn.deadline = Instant::now() + limits.http_timeout;
+            conn.deadline = finished + limits.http_timeout;
         }
         if !watched {
             self.watch(idx); // a kept-alive connection waits for its next request

@@ -243,22 +243,7 @@ impl EnvironBuilder {
                 Some(i) if !name.eq_ignore_ascii_case(b"cookie") => self.values.get(py, i, value),
                 _ => latin1_str(py, value),
             };
-            match env.get_item(&key)? {
-                Some(old) => {
-                    let sep = if name.eq_ignore_ascii_case(b"cookie") {
-                        "; "
-                    } else {
-                        ", "
-                    };
-                    let joined = format!(
-                        "{}{sep}{}",
-                        old.cast::<PyString>()?.to_str()?,
-                        value.to_str()?
-                    );
-                    env.set_item(&key, joined)?;
-                }
-                None => env.set_item(&key, value)?,
-            }
+            set_joined(&env, &key, value, name.eq_ignore_ascii_case(b"cookie"))?;
         }
         match server_name {
             Some(n) => env.set_item(&self.k_server_name, latin1_str(py, n))?,

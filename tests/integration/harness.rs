@@ -149,16 +149,28 @@ impl Server {
         timeout: Duration,
         pred: impl Fn(&str) -> bool,
     ) -> String {
+        self.wait_for_log_from(0, what, timeout, pred)
+    }
+
+    /// Like `wait_for_log_where`, among the lines logged at index `from` or later.
+    pub fn wait_for_log_from(
+        &mut self,
+        from: usize,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
         let deadline = Instant::now() + timeout;
+        let find = |log: &Vec<String>| log.iter().skip(from).find(|l| pred(l)).cloned();
         loop {
-            if let Some(l) = self.log.lock().unwrap().iter().find(|l| pred(l)) {
-                return l.clone();
+            if let Some(l) = find(&self.log.lock().unwrap()) {
+                return l;
             }
             if let Some(status) = self.try_wait() {
                 // The reader thread may still be draining the last lines.
                 thread::sleep(Duration::from_millis(200));
-                if let Some(l) = self.log.lock().unwrap().iter().find(|l| pred(l)) {
-                    return l.clone();
+                if let Some(l) = find(&self.log.lock().unwrap()) {
+                    return l;
                 }
                 panic!(
                     "rwsgi exited ({status}) before logging {what:?}; log:\n{}",

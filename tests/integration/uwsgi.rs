@@ -336,30 +336,6 @@ pub fn parse_json_object(s: &str) -> HashMap<String, String> {
     }
 }
 
-/// Waits for a log line logged at index `from` or later that satisfies
-/// `pred`; panics with the log after `timeout`.
-pub fn wait_new_log(
-    server: &Server,
-    from: usize,
-    what: &str,
-    timeout: Duration,
-    pred: impl Fn(&str) -> bool,
-) -> String {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(l) = server.log().iter().skip(from).find(|l| pred(l)) {
-            return l.clone();
-        }
-        if Instant::now() >= deadline {
-            panic!(
-                "no log line {what} within {timeout:?}; new lines:\n{}",
-                server.log()[from.min(server.log().len())..].join("\n")
-            );
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// The body `nginx_app.py`'s `/stream` route yields.
 pub fn stream_body() -> Vec<u8> {
     (0..8)
@@ -569,7 +545,7 @@ fn a_65535_byte_vars_block_is_accepted_by_default() {
 
 #[test]
 fn a_vars_block_over_buffer_size_is_refused_and_logged() {
-    let (server, addr) = uwsgi_server(&["--buffer-size", "4096"]);
+    let (mut server, addr) = uwsgi_server(&["--buffer-size", "4096"]);
     let pad = vec![b'p'; 5000];
     let packet = request_packet("GET", "/", "", "HTTP/1.1", &[("HTTP_X_PAD", &pad)], b"");
     let datasize = u16::from_le_bytes([packet[1], packet[2]]).to_string();
@@ -582,7 +558,7 @@ fn a_vars_block_over_buffer_size_is_refused_and_logged() {
         "refused packet answered {:?}",
         String::from_utf8_lossy(&got)
     );
-    let line = wait_new_log(&server, from, "naming the limit", PROMPT, |l| {
+    let line = server.wait_for_log_from(from, "naming the limit", PROMPT, |l| {
         l.contains(&datasize) && l.contains("4096") && l.contains("--buffer-size")
     });
     assert!(line.contains("uwsgi"), "{line}");
@@ -728,7 +704,7 @@ fn malformed_input_closes_the_connection_with_a_specific_log_line() {
 
 #[test]
 fn a_sender_that_stalls_midway_is_cut_off_after_http_timeout() {
-    let (server, addr) = uwsgi_server(&["--http-timeout", "2"]);
+    let (mut server, addr) = uwsgi_server(&["--http-timeout", "2"]);
     let good = request_packet("GET", "/", "", "HTTP/1.1", &[("HTTP_X_A", b"b")], b"");
     let from = server.log().len();
     let mut c = addr.connect();
@@ -750,8 +726,7 @@ fn a_sender_that_stalls_midway_is_cut_off_after_http_timeout() {
         "closed after {took:?}; --http-timeout is 2 s"
     );
     assert_serves(&addr, "after a stalled sender");
-    wait_new_log(
-        &server,
+    server.wait_for_log_from(
         from,
         "about the stalled uwsgi peer",
         Duration::from_secs(5),
