@@ -201,4 +201,9 @@ pub struct Cli {
     /// Listen backlog of each socket [default: 1024]
     #[arg(long, short = 'l', value_name = "N")]
     pub listen: Option<u32>,
+
+    /// Hand TCP connections to workers as soon as they are set up, not when
+    /// their first bytes arrive (turns TCP_DEFER_ACCEPT off)
+    #[arg(long)]
+    pub no_defer_accept: bool,
 }

@@ -48,9 +48,9 @@ fn main() {
     }
     sys::raise_nofile_limit();
     // Sockets passed by systemd (LISTEN_FDS) or fd://N replace bound addresses.
-    let listeners = match rwsgi::systemd::listen_specs(&config)
-        .and_then(|specs| socket::bind_all(&specs, config.backlog, &config.unix))
-    {
+    let listeners = match rwsgi::systemd::listen_specs(&config).and_then(|specs| {
+        socket::bind_all(&specs, config.backlog, config.defer_accept, &config.unix)
+    }) {
         Ok(l) => l,
         Err(e) => {
             ::log::error!("{e}");

@@ -42,6 +42,8 @@ pub struct Config {
     pub metrics: Option<ListenAddr>,
     pub unix: UnixSocketOptions,
     pub backlog: u32,
+    /// TCP_DEFER_ACCEPT on bound TCP listeners (off with `--no-defer-accept`).
+    pub defer_accept: bool,
     pub processes: usize,
     pub app: AppSource,
     pub chdir: Option<PathBuf>,
@@ -306,6 +308,7 @@ impl Config {
             reload_mode,
             listen,
             backlog: cli.listen.unwrap_or(1024).max(1),
+            defer_accept: !cli.no_defer_accept,
             processes,
             app,
             chdir: cli.chdir,

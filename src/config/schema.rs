@@ -22,6 +22,7 @@ pub const OPTIONS: &[(&str, &str, Kind)] = &[
     ("server", "chown-socket", Kind::Str),
     ("server", "vacuum", Kind::Bool),
     ("server", "listen", Kind::Int),
+    ("server", "no-defer-accept", Kind::Bool),
     ("server", "stats", Kind::Str),
     ("server", "stats-http", Kind::Bool),
     ("server", "metrics", Kind::Str),

@@ -258,14 +258,23 @@ pub fn accept_nonblocking(fd: RawFd) -> Option<OwnedFd> {
 /// Sets TCP_NODELAY on a socket. Set on a listener, Linux copies it to every
 /// accepted connection, which saves a syscall per connection.
 pub fn set_nodelay(fd: RawFd) -> io::Result<()> {
-    let on: libc::c_int = 1;
-    // SAFETY: `on` is a valid c_int for the option length given.
+    set_tcp_option(fd, libc::TCP_NODELAY, 1)
+}
+
+/// Sets TCP_DEFER_ACCEPT on a TCP listener: a connection is queued for
+/// accept once data arrives, or after about `secs` seconds without any.
+pub fn set_defer_accept(fd: RawFd, secs: libc::c_int) -> io::Result<()> {
+    set_tcp_option(fd, libc::TCP_DEFER_ACCEPT, secs)
+}
+
+fn set_tcp_option(fd: RawFd, option: libc::c_int, value: libc::c_int) -> io::Result<()> {
+    // SAFETY: `value` is a valid c_int for the option length given.
     cvt(unsafe {
         libc::setsockopt(
             fd,
             libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            (&on as *const libc::c_int).cast(),
+            option,
+            (&value as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     })?;

@@ -8,6 +8,7 @@ mod load;
 mod basic;
 mod config;
 mod container;
+mod defer_accept;
 mod errors;
 mod flask;
 mod hostile;
