@@ -29,7 +29,9 @@ WORK = ROOT / ".bench"
 VENV = WORK / "venv"
 HOST = "127.0.0.1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-ALL_SERVERS = ["rwsgi", "uwsgi", "gunicorn", "granian", "bjoern"]
+ALL_SERVERS = ["rwsgi", "uwsgi", "uwsgi-http", "gunicorn", "granian", "bjoern"]
+# uwsgi-http is uWSGI with --http-socket (it closes every connection); behind
+# nginx it would be the same run as uwsgi (--socket), so it has no nginx rows.
 UWSGI_PROTO_SERVERS = {"rwsgi", "uwsgi"}  # behind nginx these speak uwsgi, not HTTP
 DEFAULT_SCENARIOS = ["hello-keepalive", "hello-close", "flask-keepalive", "flask-close",
                      "nginx-hello-keepalive", "nginx-flask-keepalive"]
@@ -293,10 +295,15 @@ def server_argv(server, app, proto, port, opts):
         bind = ["--socket" if proto == "uwsgi" else "--http", addr]
         load = ["--wsgi-file", app.file] if app.use_file else by_module
         return [opts.rwsgi_bin, *bind, *load, "--processes", "2", "--disable-logging"]
-    if server == "uwsgi":
+    if server in ("uwsgi", "uwsgi-http"):
         # --http-socket closes every connection in uWSGI 2.0; --http11-socket keeps
         # them alive when the response has a Content-Length (see start_server).
-        flag = "--socket" if proto == "uwsgi" else opts.uwsgi_http_flag.get(app.name, "--http11-socket")
+        if proto == "uwsgi":
+            flag = "--socket"
+        elif server == "uwsgi-http":
+            flag = "--http-socket"
+        else:
+            flag = opts.uwsgi_http_flag.get(app.name, "--http11-socket")
         load = ["--wsgi-file", app.file] if app.use_file else by_module
         return [bindir / "uwsgi", flag, addr, *load, "--processes", "2", "--master",
                 "--disable-logging", "--die-on-term", "--need-app"]
@@ -538,13 +545,18 @@ def run_group(server, app, proto, scenarios, opts, round_no):
     return records
 
 
+def applies(server, sc):
+    """Whether server has a row in scenario sc (see ALL_SERVERS)."""
+    return not (server == "uwsgi-http" and sc.nginx)
+
+
 def plan(servers, scenarios):
     """[(server, app, proto, [scenarios])]: one server start per entry."""
     groups = {}
     for app in APPS:
         for server in servers:
             for sc in scenarios:
-                if sc.app != app:
+                if sc.app != app or not applies(server, sc):
                     continue
                 proto = "uwsgi" if sc.nginx and server in UWSGI_PROTO_SERVERS else "http"
                 groups.setdefault((server, app, proto), []).append(sc)
@@ -579,6 +591,9 @@ def summarise(records, servers, scenarios):
     summary = {}
     for sc in scenarios:
         for server in servers:
+            if not applies(server, sc):
+                summary.setdefault(sc.name, {})[server] = {"status": "skip"}
+                continue
             runs = [r for r in records if r["server"] == server and r["scenario"] == sc.name]
             ok = [r for r in runs if r["status"] == "ok"]
             if not ok:
@@ -619,6 +634,8 @@ def report(summary, servers, scenarios, opts):
         rows = []
         for server in servers:
             m = summary[sc.name][server]
+            if m["status"] == "skip":
+                continue
             if m["status"] != "ok":
                 rows.append([server, "n/a"] + [""] * (len(cols) - 1))
                 continue
@@ -641,11 +658,12 @@ def report(summary, servers, scenarios, opts):
                 for p in peers:
                     theirs = summary[sc.name][p]
                     ok = mine["status"] == theirs["status"] == "ok" and mine[key] and theirs[key]
-                    row.append(f"{mine[key] / theirs[key]:.2f}" if ok else "n/a")
+                    skip = theirs["status"] == "skip"
+                    row.append(f"{mine[key] / theirs[key]:.2f}" if ok else "-" if skip else "n/a")
                 rows.append(row)
             out += [f"## {title}", "", table(["scenario"] + peers, rows), ""]
     notes = sorted({f"{srv}: {m['reason']}" for sc in summary.values() for srv, m in sc.items()
-                    if m["status"] != "ok"})
+                    if m["status"] not in ("ok", "skip")})
     if notes:
         out += ["## n/a reasons", ""] + [f"- {n[:300]}" for n in notes] + [""]
     if opts.notes:
