@@ -12,6 +12,10 @@ Routes (PATH_INFO):
   /headers-tuple    headers as a tuple     /header-int      a header value 5
   /header-crlf      a value with CRLF and an injected header
   /hop-by-hop       sets Transfer-Encoding: chunked
+  /hop-by-hop-lower sets keep-alive: timeout=5 (lower case)
+  /header-euro      a value with U+20AC, outside latin-1
+  /header-bad-name  a header name with a space
+  /header-latin1    200 with X-Latin: "caf\xe9" (one latin-1 byte on the wire)
   /conn-close       sets Connection: close (and Content-Length)
   /stream           a generator: b"one ", b"", b"two ", b"three" (no length)
   /stream-sleep     a generator: b"first", sleeps 1 s, b"second"
@@ -33,6 +37,9 @@ def _bad_head(path):
         "/header-int": ("200 OK", TEXT + [("X-Number", 5)]),
         "/header-crlf": ("200 OK", TEXT + [("X-Evil", "a\r\nX-Injected: yes")]),
         "/hop-by-hop": ("200 OK", TEXT + [("Transfer-Encoding", "chunked")]),
+        "/hop-by-hop-lower": ("200 OK", TEXT + [("keep-alive", "timeout=5")]),
+        "/header-euro": ("200 OK", TEXT + [("X-Euro", "\u20ac")]),
+        "/header-bad-name": ("200 OK", TEXT + [("X Bad", "v")]),
     }.get(path)
 
 
@@ -73,6 +80,9 @@ def application(environ, start_response):
     if bad is not None:
         start_response(*bad)
         return [b"must not be sent"]
+    if path == "/header-latin1":
+        start_response("200 OK", TEXT + [("X-Latin", "caf\xe9")])
+        return [b"latin1"]
     if path == "/write":
         write = start_response("200 OK", TEXT)
         write(b"from write; ")

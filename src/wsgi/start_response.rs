@@ -53,13 +53,42 @@ const HOP_BY_HOP: [&str; 8] = [
     "upgrade",
 ];
 
+/// RFC 9110 `tchar`, as a table: this runs for every byte of every
+/// response header name.
+const TOKEN_CHARS: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric();
+        i += 1;
+    }
+    let extra = b"!#$%&'*+-.^_`|~";
+    let mut j = 0;
+    while j < extra.len() {
+        t[extra[j] as usize] = true;
+        j += 1;
+    }
+    t
+};
+
 fn is_token_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    TOKEN_CHARS[usize::from(b)]
 }
 
-/// Encodes a str as latin-1 into `out`, refusing characters above U+00FF and
-/// control characters (header injection).
-fn latin1(s: &str, out: &mut Vec<u8>, what: &str) -> PyResult<()> {
+/// The latin-1 bytes of `s`, refusing characters above U+00FF and control
+/// characters (header injection). An ASCII str (nearly every header) is its
+/// own encoding and is only scanned; others are encoded into `scratch`.
+fn latin1<'s>(s: &'s str, scratch: &'s mut Vec<u8>, what: &str) -> PyResult<&'s [u8]> {
+    if s.is_ascii() {
+        if s.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7F) {
+            return Err(PyValueError::new_err(format!(
+                "{what} {s:?} contains a control character"
+            )));
+        }
+        return Ok(s.as_bytes());
+    }
+    let out = scratch;
     out.clear();
     for c in s.chars() {
         let v = c as u32;
@@ -75,7 +104,7 @@ fn latin1(s: &str, out: &mut Vec<u8>, what: &str) -> PyResult<()> {
         }
         out.push(v as u8);
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Parses `NNN reason` and returns the code.
@@ -109,10 +138,9 @@ impl StartResponse {
         })?;
         let status = status.to_str()?;
         let code = status_code(status)?;
-        let mut scratch_name = Vec::new();
-        let mut scratch_value = Vec::new();
-        latin1(status, &mut scratch_value, "status")?;
-        self.response.set_status(code, &scratch_value);
+        let mut scratch = Vec::new();
+        self.response
+            .set_status(code, latin1(status, &mut scratch, "status")?);
         let list = headers.cast::<PyList>().map_err(|_| {
             PyTypeError::new_err("response headers must be a list of (name, value) tuples")
         })?;
@@ -141,9 +169,10 @@ impl StartResponse {
                     "response header name {name:?} is not a valid HTTP token"
                 )));
             }
-            let lower = name.to_ascii_lowercase();
-            if HOP_BY_HOP.contains(&lower.as_str()) {
-                if lower == "connection" && value.trim().eq_ignore_ascii_case("close") {
+            if HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name)) {
+                if name.eq_ignore_ascii_case("connection")
+                    && value.trim().eq_ignore_ascii_case("close")
+                {
                     self.response.must_close = true;
                     continue;
                 }
@@ -151,7 +180,7 @@ impl StartResponse {
                     "response header {name:?} is hop-by-hop; a WSGI app must not set it (PEP 3333)"
                 )));
             }
-            if lower == "content-length" {
+            if name.eq_ignore_ascii_case("content-length") {
                 // A bad or second length would frame the response two ways.
                 if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
                     return Err(PyValueError::new_err(format!(
@@ -163,9 +192,9 @@ impl StartResponse {
                 }
                 seen_length = true;
             }
-            latin1(name, &mut scratch_name, "response header name")?;
-            latin1(value, &mut scratch_value, "response header value")?;
-            self.response.add_header(&scratch_name, &scratch_value);
+            // A token is ASCII: the name is its own latin-1 encoding.
+            let value = latin1(value, &mut scratch, "response header value")?;
+            self.response.add_header(name.as_bytes(), value);
         }
         Ok(())
     }

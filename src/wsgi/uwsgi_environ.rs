@@ -85,7 +85,7 @@ impl EnvironBuilder {
         body: Body,
         conn: &ConnInfo,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let env = self.template.bind(py).copy()?;
+        let env = self.uwsgi_template.bind(py).copy()?;
         for (i, v) in packet.vars.iter().enumerate() {
             let name = &buf[v.key.clone()];
             if name.starts_with(b"UWSGI_") {

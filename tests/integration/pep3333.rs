@@ -203,6 +203,9 @@ fn invalid_heads_from_the_app_are_500_with_a_clear_log_line() {
         ("/header-int", "name and value must be str"),
         ("/header-crlf", "contains a control character"),
         ("/hop-by-hop", "\"Transfer-Encoding\" is hop-by-hop"),
+        ("/hop-by-hop-lower", "\"keep-alive\" is hop-by-hop"),
+        ("/header-euro", "has a character outside latin-1"),
+        ("/header-bad-name", "\"X Bad\" is not a valid HTTP token"),
     ];
     for (path, why) in cases {
         let mut c = server.connect();
@@ -214,6 +217,15 @@ fn invalid_heads_from_the_app_are_500_with_a_clear_log_line() {
         server.wait_for_log_where(&what, PROMPT, |l| l.contains(&what) && l.contains(why));
     }
     assert_eq!(server.connect().get("/").text(), "ok");
+}
+
+#[test]
+fn header_values_go_out_as_latin1() {
+    let server = start("pep_response.py", &[]);
+    let r = server.connect().get("/header-latin1");
+    assert_eq!(r.status, 200, "{r:?}");
+    // One byte 0xE9 (not UTF-8's two), which the test client shows as U+FFFD.
+    assert_eq!(r.header("X-Latin"), Some("caf\u{fffd}"), "{r:?}");
 }
 
 #[test]

@@ -463,7 +463,12 @@ fn max_requests_recycles_workers_under_load_without_failures() {
 type Probe = (Duration, Result<Reply, Failure>);
 
 /// After TERM: a new connection every 20 ms, each sending a request at
-/// once, until one is refused. Returns when each connected (after `since`)
+/// once, until one is refused. The servers probed run with
+/// `--no-defer-accept`: with TCP_DEFER_ACCEPT the kernel queues a connection
+/// only once its request arrives, so one whose request is still on its way
+/// when the listener is shut is reset like one still in the handshake (the
+/// server never saw it). Under a loaded test machine that gap between this
+/// probe's connect() and send() is wide enough to hit. Returns when each connected (after `since`)
 /// with its response, and when the first refusal came.
 fn probe_until_refused(port: u16, since: Instant) -> (Vec<Probe>, Duration) {
     let mut probes: Vec<(Duration, Connection)> = Vec::new();
@@ -514,7 +519,13 @@ fn unanswered(probes: &[Probe]) -> Vec<String> {
 #[test]
 fn sigterm_finishes_the_slow_request_then_refuses_new_connections() {
     let _x = exclusive();
-    let mut server = Server::start(&["--wsgi-file", &app("sup_app.py"), "--processes", "2"]);
+    let mut server = Server::start(&[
+        "--wsgi-file",
+        &app("sup_app.py"),
+        "--processes",
+        "2",
+        "--no-defer-accept", // see probe_until_refused
+    ]);
     let port = server.port();
     let mut slow = Connection::connect(port).expect("connect");
     slow.send(get_request("/sleep?ms=2000", false).as_bytes())
@@ -573,6 +584,7 @@ fn sigterm_straggler_killed_after_shutdown_timeout_resets_no_accepted_connection
         "2",
         "--shutdown-timeout",
         "1",
+        "--no-defer-accept", // see probe_until_refused
     ]);
     let port = server.port();
     let mut slow = Connection::connect(port).expect("connect");
