@@ -85,6 +85,20 @@ pub enum Progress {
     BadModifier(u8, u8),
 }
 
+/// A connection's allocations, kept by the worker when the connection closes
+/// and given to the next one, so a connection (behind nginx: a request) costs
+/// no heap allocation for its read buffer, parsed head or address strings.
+#[derive(Default)]
+pub struct Buffers {
+    pub info: ConnInfo,
+    buf: Vec<u8>,
+    packet: Packet,
+    head: RequestHead,
+}
+
+/// Buffers larger than this (a big request head) are freed, not kept.
+const KEEP_BUFFER: usize = 64 << 10;
+
 pub struct Conn {
     pub stream: Stream,
     pub protocol: Protocol,
@@ -113,7 +127,7 @@ impl Conn {
     pub fn new(
         stream: Stream,
         protocol: Protocol,
-        info: ConnInfo,
+        spare: Buffers,
         deadline: Instant,
         limits: &Limits,
     ) -> Conn {
@@ -124,10 +138,10 @@ impl Conn {
             },
             stream,
             protocol,
-            packet: Packet::default(),
-            info,
-            buf: Vec::new(),
-            head: RequestHead::default(),
+            packet: spare.packet,
+            info: spare.info,
+            buf: spare.buf,
+            head: spare.head,
             state: State::Head,
             body: Body::default(),
             framing: Framing::Length(0),
@@ -137,6 +151,28 @@ impl Conn {
             watched: false,
             eof: false,
         }
+    }
+
+    /// Closes the connection and returns its allocations for reuse, unless
+    /// its buffer grew too big to keep.
+    pub fn into_buffers(self) -> Option<Buffers> {
+        let Conn {
+            mut buf,
+            info,
+            packet,
+            head,
+            ..
+        } = self;
+        if buf.capacity() > KEEP_BUFFER {
+            return None;
+        }
+        buf.clear();
+        Some(Buffers {
+            info,
+            buf,
+            packet,
+            head,
+        })
     }
 
     /// No request is in progress (between requests on a keep-alive connection).

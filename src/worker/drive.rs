@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use super::conn::{Conn, Progress, State, Stream};
 use crate::config::{Limits, Protocol};
-use crate::wsgi::ConnInfo;
 
 /// What one drive saw.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -36,7 +35,7 @@ pub fn drive(input: &[u8], piece: usize, protocol: Protocol) -> Drive {
     let mut conn = Conn::new(
         Stream::Unix(reader),
         protocol,
-        ConnInfo::default(),
+        super::conn::Buffers::default(),
         Instant::now(),
         &limits,
     );

@@ -19,7 +19,7 @@ use crate::master::WorkerContext;
 use crate::scoreboard::Slot;
 use crate::socket::BoundAddr;
 use crate::sys;
-use crate::wsgi::{Bridge, ConnInfo, Gil};
+use crate::wsgi::{Bridge, Gil};
 
 const SIGNAL: Token = Token(0);
 const LISTENER_BASE: usize = 1;
@@ -30,6 +30,8 @@ const ACCEPT_BATCH: usize = 8;
 /// How long a worker leaves a new connection to a less loaded idle sibling
 /// before it accepts it itself.
 const ACCEPT_DEFER: Duration = Duration::from_millis(5);
+/// Closed connections' allocations kept for new ones (see `Buffers`).
+const SPARE_BUFFERS: usize = 32;
 /// How long idle keep-alive connections stay open once the worker stops, so a
 /// request already on its way is still answered (with `Connection: close`).
 const STOP_IDLE_GRACE: Duration = Duration::from_millis(500);
@@ -58,6 +60,7 @@ pub struct EventLoop<'a> {
     tokens: Vec<Token>,
     listeners: Vec<Option<Listener>>,
     pub(super) conns: Slab<Conn>,
+    spare: Vec<super::conn::Buffers>,
     pub(super) ready: VecDeque<usize>,
     signal_fd: OwnedFd,
     pub(super) bridge: Bridge,
@@ -130,6 +133,7 @@ impl<'a> EventLoop<'a> {
             tokens: Vec::with_capacity(256),
             listeners,
             conns: Slab::new(),
+            spare: Vec::new(),
             ready: VecDeque::new(),
             signal_fd,
             bridge,
@@ -304,18 +308,12 @@ impl<'a> EventLoop<'a> {
             };
             let accepted = match &l.socket {
                 // TCP_NODELAY comes from the listener (set when it was bound).
-                ListenSocket::Tcp(s) => s.accept().map(|(stream, peer)| {
-                    (
-                        Stream::Tcp(stream),
-                        peer.ip().to_string(),
-                        peer.port().to_string(),
-                    )
-                }),
-                ListenSocket::Unix(s) => s
+                ListenSocket::Tcp(s) => s
                     .accept()
-                    .map(|(stream, _)| (Stream::Unix(stream), String::new(), String::new())),
+                    .map(|(stream, peer)| (Stream::Tcp(stream), Some(peer))),
+                ListenSocket::Unix(s) => s.accept().map(|(stream, _)| (Stream::Unix(stream), None)),
             };
-            let (stream, remote_addr, remote_port) = match accepted {
+            let (stream, peer) = match accepted {
                 Ok(a) => a,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -326,17 +324,13 @@ impl<'a> EventLoop<'a> {
                     return false;
                 }
             };
-            let info = ConnInfo {
-                remote_addr,
-                remote_port,
-                server_name: l.server_name.clone(),
-                server_port: l.server_port.clone(),
-            };
+            let mut spare = self.spare.pop().unwrap_or_default();
+            spare.info.fill(peer, &l.server_name, &l.server_port);
             let deadline = Instant::now() + self.config.limits.http_timeout;
             let idx = self.conns.insert(Conn::new(
                 stream,
                 l.protocol,
-                info,
+                spare,
                 deadline,
                 &self.config.limits,
             ));
@@ -380,6 +374,9 @@ impl<'a> EventLoop<'a> {
         if let Some(mut conn) = self.conns.remove(idx) {
             if conn.watched {
                 let _ = self.poll.registry().deregister(conn.stream.source());
+            }
+            if self.spare.len() < SPARE_BUFFERS {
+                self.spare.extend(conn.into_buffers());
             }
         }
         self.slot.set_conns(self.conns.len());

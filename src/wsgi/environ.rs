@@ -20,6 +20,25 @@ pub struct ConnInfo {
     pub server_port: String,
 }
 
+impl ConnInfo {
+    /// Refills the strings in place, keeping their allocations (a worker
+    /// reuses a closed connection's `ConnInfo` for the next one).
+    pub fn fill(&mut self, peer: Option<std::net::SocketAddr>, server_name: &str, port: &str) {
+        use std::fmt::Write;
+        self.remote_addr.clear();
+        self.remote_port.clear();
+        if let Some(peer) = peer {
+            // Writing to a String cannot fail.
+            let _ = write!(self.remote_addr, "{}", peer.ip());
+            let _ = write!(self.remote_port, "{}", peer.port());
+        }
+        self.server_name.clear();
+        self.server_name.push_str(server_name);
+        self.server_port.clear();
+        self.server_port.push_str(port);
+    }
+}
+
 /// The parsed head of a request, in whichever protocol it came.
 pub enum Head<'a> {
     Http(&'a RequestHead),

@@ -465,6 +465,40 @@ fn vars_become_the_environ_as_sent() {
 }
 
 #[test]
+fn missing_vars_get_defaults_and_repeated_headers_are_joined() {
+    let (_server, addr) = uwsgi_server(&[]);
+    let env = environ_over(
+        &addr,
+        &encode(
+            0,
+            0,
+            &[
+                (b"REQUEST_URI", b"/environ?q=1"),
+                (b"HTTP_ACCEPT", b"text/html"),
+                (b"HTTP_X_TWICE", b"1"),
+                (b"HTTP_ACCEPT", b"*/*"),
+                (b"HTTP_COOKIE", b"a=1"),
+                (b"HTTP_X_TWICE", b"2"),
+                (b"HTTP_COOKIE", b"b=2"),
+                (b"HTTPS", b"1"),
+            ],
+        ),
+    );
+    let get = |k: &str| env.get(k).map(String::as_str);
+    // No REQUEST_METHOD, SERVER_PROTOCOL or PATH_INFO: GET, HTTP/1.0, and
+    // the path of REQUEST_URI.
+    assert_eq!(get("REQUEST_METHOD"), Some("GET"), "{env:#?}");
+    assert_eq!(get("SERVER_PROTOCOL"), Some("HTTP/1.0"), "{env:#?}");
+    assert_eq!(get("PATH_INFO"), Some("/environ"), "{env:#?}");
+    // A known header, an unknown one and cookies, each sent twice.
+    assert_eq!(get("HTTP_ACCEPT"), Some("text/html, */*"), "{env:#?}");
+    assert_eq!(get("HTTP_X_TWICE"), Some("1, 2"), "{env:#?}");
+    assert_eq!(get("HTTP_COOKIE"), Some("a=1; b=2"), "{env:#?}");
+    assert_eq!(get("wsgi.url_scheme"), Some("https"), "{env:#?}");
+    assert_eq!(get("SERVER_NAME"), Some("127.0.0.1"), "{env:#?}");
+}
+
+#[test]
 fn ping_gets_the_four_byte_pong() {
     let (_server, addr) = uwsgi_server(&[]);
     let mut c = addr.connect();
