@@ -85,6 +85,9 @@ pub(super) const COMMON_HEADERS: [(&str, &str); 24] = [
     ("expect", "HTTP_EXPECT"),
 ];
 
+// `build_http` tracks the common headers in a u32.
+const _: () = assert!(COMMON_HEADERS.len() <= 32);
+
 /// Value-cache slots after the headers': remote address, server name, port.
 const CONN_SLOTS: usize = 3;
 const SLOT_REMOTE_ADDR: usize = COMMON_HEADERS.len();
@@ -286,6 +289,9 @@ impl EnvironBuilder {
         env.set_item(&self.k_remote_port, &conn.remote_port)?;
 
         let (mut server_name, mut server_port) = (None, None);
+        // Common headers already set in this environ: the first of each is
+        // set without looking for an earlier one to join with.
+        let mut seen: u32 = 0;
         for h in &head.headers {
             let name = &buf[h.name.clone()];
             let value = &buf[h.value.clone()];
@@ -314,7 +320,17 @@ impl EnvironBuilder {
                 Some(i) if !name.eq_ignore_ascii_case(b"cookie") => self.values.get(py, i, value),
                 _ => latin1_str(py, value),
             };
-            set_joined(&env, &key, value, name.eq_ignore_ascii_case(b"cookie"))?;
+            let first = known.is_some_and(|i| {
+                let bit = 1u32 << i;
+                let first = seen & bit == 0;
+                seen |= bit;
+                first
+            });
+            if first {
+                env.set_item(&key, value)?;
+            } else {
+                set_joined(&env, &key, value, name.eq_ignore_ascii_case(b"cookie"))?;
+            }
         }
         match server_name {
             Some(n) => env.set_item(&self.k_server_name, latin1_str(py, n))?,

@@ -14,6 +14,33 @@ fn assert_entry(env: &HashMap<String, String>, key: &str, want: &str) {
 }
 
 #[test]
+fn repeated_headers_are_joined_in_the_environ() {
+    let server = Server::start(&["--wsgi-file", &app("environ_dump.py")]);
+    let mut c = server.connect();
+    let r = c.call(
+        "GET",
+        "/",
+        &[
+            "Accept: text/html",
+            "X-Twice: 1",
+            "Accept: */*",
+            "Cookie: a=1",
+            "X-Twice: 2",
+            "Cookie: b=2",
+        ],
+        b"",
+    );
+    let env = crate::http::environ(&r);
+    assert_entry(&env, "HTTP_ACCEPT", "'text/html, */*'");
+    assert_entry(&env, "HTTP_X_TWICE", "'1, 2'");
+    assert_entry(&env, "HTTP_COOKIE", "'a=1; b=2'");
+    // The next request on the connection starts afresh.
+    let env = crate::http::environ(&c.call("GET", "/", &["Accept: text/plain"], b""));
+    assert_entry(&env, "HTTP_ACCEPT", "'text/plain'");
+    assert!(!env.contains_key("HTTP_COOKIE"), "{env:#?}");
+}
+
+#[test]
 fn environ_of_a_get() {
     let server = Server::start(&["--wsgi-file", &app("environ_dump.py")]);
     let mut c = server.connect();
