@@ -243,6 +243,8 @@ pub fn parse_head(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> Parsed
             content_length = Some(len);
         } else if n.eq_ignore_ascii_case(b"transfer-encoding") {
             match transfer_coding_is_chunked(v) {
+                // Two fields combine to `chunked, chunked`.
+                Ok(true) if chunked => return Parsed::Error(HttpError::BadRequest(CHUNKED_TWICE)),
                 Ok(true) => chunked = true,
                 Ok(false) => return Parsed::Error(HttpError::UnsupportedTransferEncoding),
                 Err(e) => return Parsed::Error(e),
@@ -369,6 +371,8 @@ fn parse_content_length(v: &[u8]) -> Option<u64> {
     })
 }
 
+const CHUNKED_TWICE: &str = "Transfer-Encoding applies chunked more than once";
+
 /// RFC 9112 §6.3: a request whose Transfer-Encoding does not end in
 /// `chunked` has no determinable length (400). Chunked is the only coding we
 /// decode, so other codings before it are refused as unknown (501); nothing
@@ -378,8 +382,18 @@ fn transfer_coding_is_chunked(v: &[u8]) -> Result<bool, HttpError> {
     if codings.iter().any(|c| c.is_empty()) {
         return Err(HttpError::BadRequest("empty Transfer-Encoding"));
     }
+    let n = codings.len();
     match codings.last() {
-        Some(last) if last.eq_ignore_ascii_case(b"chunked") => Ok(codings.len() == 1),
+        // RFC 9112 §6.1: chunked is applied at most once (and last).
+        Some(last)
+            if last.eq_ignore_ascii_case(b"chunked")
+                && codings[..n - 1]
+                    .iter()
+                    .any(|c| c.eq_ignore_ascii_case(b"chunked")) =>
+        {
+            Err(HttpError::BadRequest(CHUNKED_TWICE))
+        }
+        Some(last) if last.eq_ignore_ascii_case(b"chunked") => Ok(n == 1),
         _ => Err(HttpError::BadRequest(
             "Transfer-Encoding does not end in chunked, so the body length is unknown",
         )),
