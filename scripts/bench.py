@@ -29,9 +29,11 @@ WORK = ROOT / ".bench"
 VENV = WORK / "venv"
 HOST = "127.0.0.1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-ALL_SERVERS = ["rwsgi", "uwsgi", "uwsgi-http", "gunicorn", "granian", "bjoern"]
+ALL_SERVERS = ["rwsgi", "rwsgi-http", "uwsgi", "uwsgi-http", "gunicorn", "granian", "bjoern"]
 # uwsgi-http is uWSGI with --http-socket (it closes every connection); behind
 # nginx it would be the same run as uwsgi (--socket), so it has no nginx rows.
+# rwsgi-http is rwsgi behind nginx over HTTP (proxy_pass, keep-alive upstream
+# pool) instead of uwsgi_pass; directly it would be the rwsgi run again.
 UWSGI_PROTO_SERVERS = {"rwsgi", "uwsgi"}  # behind nginx these speak uwsgi, not HTTP
 DEFAULT_SCENARIOS = ["hello-keepalive", "hello-close", "flask-keepalive", "flask-close",
                      "nginx-hello-keepalive", "nginx-flask-keepalive"]
@@ -291,7 +293,7 @@ def server_argv(server, app, proto, port, opts):
     """Command line for server serving app on port, speaking proto ('http' or 'uwsgi')."""
     addr, bindir = f"{HOST}:{port}", VENV / "bin"
     by_module = ["--module", app.target, "--pythonpath", app.directory, "--home", VENV]
-    if server == "rwsgi":
+    if server in ("rwsgi", "rwsgi-http"):
         bind = ["--socket" if proto == "uwsgi" else "--http", addr]
         load = ["--wsgi-file", app.file] if app.use_file else by_module
         return [opts.rwsgi_bin, *bind, *load, "--processes", "2", "--disable-logging"]
@@ -547,7 +549,11 @@ def run_group(server, app, proto, scenarios, opts, round_no):
 
 def applies(server, sc):
     """Whether server has a row in scenario sc (see ALL_SERVERS)."""
-    return not (server == "uwsgi-http" and sc.nginx)
+    if server == "uwsgi-http":
+        return not sc.nginx
+    if server == "rwsgi-http":
+        return sc.nginx
+    return True
 
 
 def plan(servers, scenarios):

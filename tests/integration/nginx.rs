@@ -19,6 +19,8 @@ use crate::harness::{app, children_of, send_signal, Server, TempDir, PROMPT, STA
 use crate::http::{request, Client, Response};
 use crate::uwsgi::{parse_json_object, stream_body, uwsgi_addrs, Addr};
 
+mod http_proxy;
+
 /// The nginx binary, or a failure telling the user how to get one.
 fn nginx_binary() -> PathBuf {
     if let Some(p) = std::env::var_os("RWSGI_TEST_NGINX").filter(|p| !p.is_empty()) {
