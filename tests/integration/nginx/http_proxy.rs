@@ -12,10 +12,9 @@ use crate::uwsgi::parse_json_object;
 /// the client's address in X-Forwarded-For.
 #[test]
 fn the_shipped_http_proxy_config_reuses_upstream_connections() {
-    let shipped = std::fs::read_to_string(
-        crate::harness::project_dir().join("etc/nginx/rwsgi-http.conf"),
-    )
-    .expect("read etc/nginx/rwsgi-http.conf");
+    let shipped =
+        std::fs::read_to_string(crate::harness::project_dir().join("etc/nginx/rwsgi-http.conf"))
+            .expect("read etc/nginx/rwsgi-http.conf");
     let dir = TempDir::new("shipped-http");
     let server = Server::start(&["--wsgi-file", &app("nginx_app.py")]);
     let upstream_line = "server 127.0.0.1:8000;";
@@ -47,7 +46,10 @@ fn the_shipped_http_proxy_config_reuses_upstream_connections() {
             Some("127.0.0.1"),
             "{env:#?}"
         );
-        assert_eq!(env.get("SERVER_PROTOCOL").map(String::as_str), Some("HTTP/1.1"));
+        assert_eq!(
+            env.get("SERVER_PROTOCOL").map(String::as_str),
+            Some("HTTP/1.1")
+        );
         ports.insert(env.get("REMOTE_PORT").cloned().unwrap_or_default());
     }
     // One connection from nginx would do; a second is allowed for an
