@@ -63,11 +63,15 @@ COPY etc/apps/hello.py /app/src/app.py
 # writable volume on /tmp when the root filesystem is read-only).
 # WEB_CONCURRENCY: the number of worker processes when no --processes flag
 # (or config file) sets it.
+# PORT: serve HTTP on all interfaces on this port when no --http or --socket
+# (flag, RWSGI_HTTP, config file) says where; `docker run -e PORT=...` and
+# platforms that set PORT change it.
 ENV PATH=/app/venv/bin:$PATH \
     VIRTUAL_ENV=/app/venv \
     PYTHONDONTWRITEBYTECODE=1 \
     TMPDIR=/tmp \
-    WEB_CONCURRENCY=2
+    WEB_CONCURRENCY=2 \
+    PORT=8000
 
 WORKDIR /app/src
 # A numeric user, so Kubernetes' runAsNonRoot can verify it is not root.
@@ -86,6 +90,6 @@ STOPSIGNAL SIGTERM
 # reaps every child with waitpid(-1), orphans of the app included, and never
 # daemonizes. Logs go to stderr.
 ENTRYPOINT ["rwsgi"]
-CMD ["--http", ":8000", "--module", "app:application", "--chdir", "/app/src", \
+CMD ["--module", "app:application", "--chdir", "/app/src", \
      "--home", "/app/venv", "--shutdown-timeout", "25", \
      "--stats", "127.0.0.1:9191", "--metrics", ":9100"]

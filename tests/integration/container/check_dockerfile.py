@@ -259,6 +259,14 @@ def check(dockerfile, context, binary):
     env = env_of(runtime)
     if "WEB_CONCURRENCY" in env and "--processes" in given:
         problems.append("CMD sets --processes, which overrides the image's WEB_CONCURRENCY")
+    if "PORT" in env and ("--http" in given or "--socket" in given):
+        problems.append("CMD sets --http/--socket, which overrides the image's PORT")
+    if "PORT" in env and not env["PORT"].isdigit():
+        problems.append("ENV PORT=%s is not a port number" % env["PORT"])
+    elif "PORT" in env and int(env["PORT"]) not in exposed:
+        problems.append("ENV PORT=%s: port not EXPOSEd (%s)" % (env["PORT"], sorted(exposed)))
+    if "PORT" not in env and "--http" not in given and "--socket" not in given:
+        problems.append("nothing says where to listen: set ENV PORT or CMD --http")
     for home in given.get("--home", []):
         made = any(home in i["value"] for i in runtime if i["instruction"] in ("COPY", "RUN"))
         if not made:

@@ -81,6 +81,13 @@ fn dockerfile_checker_reports_each_broken_invariant() {
             "WEB_CONCURRENCY",
         ),
         (
+            "\"--chdir\"",
+            "\"--http\", \":8000\", \"--chdir\"",
+            "overrides the image's PORT",
+        ),
+        ("PORT=8000", "PORT=8080", "ENV PORT=8080: port not EXPOSEd"),
+        (" \\\n    PORT=8000", "", "nothing says where to listen"),
+        (
             "etc/apps/hello.py",
             "etc/apps/sup_app.py",
             "excluded by .dockerignore",
