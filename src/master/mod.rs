@@ -128,6 +128,8 @@ pub struct Master {
     exit_code: i32,
     /// systemd notifications (READY=1 …) on phase changes. [systemd hook]
     notifier: crate::systemd::Notifier,
+    /// When the next `WATCHDOG=1` is due (systemd's `WatchdogSec=`).
+    watchdog_at: Option<Instant>,
 }
 
 impl Master {
@@ -190,6 +192,7 @@ impl Master {
             drain_at: None,
             exit_code: 0,
             notifier: crate::systemd::Notifier::from_env(), // [systemd hook]
+            watchdog_at: None,
         })
     }
 
@@ -284,6 +287,7 @@ impl Master {
             self.pool.respawn_at(),
             self.pool.next_retire(),
             self.pool.next_kill(),
+            self.watchdog_at, // [systemd hook] WATCHDOG=1
         ];
         for at in timers.into_iter().flatten() {
             t = t.min(at.saturating_duration_since(now));
@@ -531,6 +535,7 @@ impl Master {
     }
 
     fn on_timers(&mut self) {
+        self.watchdog_at = self.notifier.watchdog(); // [systemd hook]
         if self.pool.next_kill().is_some_and(|at| Instant::now() >= at) {
             self.pool.kill_overdue();
         }

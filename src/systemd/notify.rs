@@ -11,6 +11,7 @@ use std::ffi::OsStr;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::time::{Duration, Instant};
 
 use crate::master::Phase;
 use crate::socket::Listener;
@@ -23,6 +24,9 @@ pub struct Notifier {
     name: String,
     /// A send has failed before (later failures are logged at debug).
     failed: bool,
+    /// `WatchdogSec=`: how often to send `WATCHDOG=1` (half the timeout
+    /// systemd gave), and when next.
+    watchdog: Option<(Duration, Instant)>,
 }
 
 impl Notifier {
@@ -31,8 +35,35 @@ impl Notifier {
     /// master before forking.
     pub fn from_env() -> Notifier {
         let value = std::env::var_os("NOTIFY_SOCKET");
-        std::env::remove_var("NOTIFY_SOCKET");
-        Notifier::new(value.as_deref())
+        let usec = std::env::var("WATCHDOG_USEC").ok();
+        let pid = std::env::var("WATCHDOG_PID").ok();
+        for name in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"] {
+            std::env::remove_var(name);
+        }
+        let mut n = Notifier::new(value.as_deref());
+        if n.enabled() {
+            n.watchdog = watchdog_interval(usec.as_deref(), pid.as_deref(), crate::sys::getpid())
+                .map(|every| (every, Instant::now()));
+            if let Some((every, _)) = n.watchdog {
+                log::info!("systemd watchdog: WATCHDOG=1 every {every:?}");
+            }
+        }
+        n
+    }
+
+    /// Sends `WATCHDOG=1` if it is due; returns when the next one is. The
+    /// master calls it every loop turn, so a master stuck anywhere stops the
+    /// pings and systemd restarts the service.
+    pub fn watchdog(&mut self) -> Option<Instant> {
+        let (every, next) = self.watchdog?;
+        let now = Instant::now();
+        if now < next {
+            return Some(next);
+        }
+        self.send("WATCHDOG=1");
+        let next = now + every;
+        self.watchdog = Some((every, next));
+        Some(next)
     }
 
     /// A notifier for the socket `path` (`None`: notifications are off).
@@ -52,6 +83,7 @@ impl Notifier {
             target,
             name: name.unwrap_or_default(),
             failed: false,
+            watchdog: None,
         }
     }
 
@@ -101,6 +133,19 @@ pub fn phase_message(phase: Phase, workers: usize, listeners: &str, monotonic_us
         ),
         Phase::ShuttingDown => "STOPPING=1\nSTATUS=shutting down".to_string(),
     }
+}
+
+/// How often to ping systemd's watchdog: half of `$WATCHDOG_USEC`, if it is
+/// set, valid, and meant for this process (`$WATCHDOG_PID`, when set, is
+/// `pid`), as sd_watchdog_enabled(3) reads them.
+pub fn watchdog_interval(usec: Option<&str>, pid: Option<&str>, me: i32) -> Option<Duration> {
+    let usec: u64 = usec?.trim().parse().ok().filter(|&u| u > 0)?;
+    if let Some(pid) = pid {
+        if pid.trim().parse::<i32>().ok() != Some(me) {
+            return None;
+        }
+    }
+    Some(Duration::from_micros(usec / 2))
 }
 
 /// `/path` or `@abstract-name` to a socket address.
@@ -156,6 +201,17 @@ mod tests {
         }
         assert!(!Notifier::new(None).enabled());
         Notifier::new(None).send("READY=1"); // a no-op
+    }
+
+    #[test]
+    fn watchdog_interval_is_half_the_timeout_for_this_pid_only() {
+        let half = Some(Duration::from_millis(1500));
+        assert_eq!(watchdog_interval(Some("3000000"), None, 7), half);
+        assert_eq!(watchdog_interval(Some("3000000"), Some("7"), 7), half);
+        assert_eq!(watchdog_interval(Some("3000000"), Some("8"), 7), None);
+        assert_eq!(watchdog_interval(Some("0"), None, 7), None);
+        assert_eq!(watchdog_interval(Some("soon"), None, 7), None);
+        assert_eq!(watchdog_interval(None, Some("7"), 7), None);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixDatagram, UnixListener};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use crate::harness::{app, Server, TempDir, PROMPT, STARTUP};
 use crate::http::Client;
@@ -22,7 +23,7 @@ const ENV_APP: &str = r#"
 import os
 
 def application(environ, start_response):
-    seen = sorted(k for k in os.environ if k.startswith(("LISTEN_", "NOTIFY_")))
+    seen = sorted(k for k in os.environ if k.startswith(("LISTEN_", "NOTIFY_", "WATCHDOG_")))
     body = ("env:" + (" ".join(seen) or "none")).encode()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
@@ -125,6 +126,41 @@ fn monotonic_usec() -> u64 {
         0
     );
     ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
+}
+
+/// `WatchdogSec=`: systemd passes WATCHDOG_USEC (and WATCHDOG_PID); the
+/// master pings WATCHDOG=1 at half that period, and the app does not inherit
+/// the variables.
+#[test]
+fn watchdog_pings_come_at_half_the_watchdog_period() {
+    let dir = TempDir::new("watchdog");
+    let path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&path).expect("bind the notify socket");
+    sock.set_read_timeout(Some(STARTUP)).unwrap();
+    let envapp = env_app(&dir);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rwsgi"));
+    cmd.args(["--http", "127.0.0.1:0", "--wsgi-file", &envapp])
+        .env("NOTIFY_SOCKET", &path)
+        .env("WATCHDOG_USEC", "400000");
+    let mut server = Server::spawn_command(cmd);
+    let mut seen = Vec::new();
+    until(&sock, "READY=1", &mut seen, &server);
+    let first = Instant::now();
+    for _ in 0..3 {
+        until(&sock, "WATCHDOG=1", &mut seen, &server);
+    }
+    // Three pings 200 ms apart take at least 400 ms after the first.
+    let took = first.elapsed();
+    assert!(took >= Duration::from_millis(300), "{took:?}: {seen:?}");
+    server.wait_for_log("WATCHDOG=1 every 200ms", PROMPT);
+    let port: u16 = server.listening("http")[0]
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("the bound port");
+    assert_eq!(Client::connect(port).get("/").text(), "env:none");
+    server.signal("TERM");
+    assert_eq!(server.wait_exit(PROMPT).code(), Some(0));
 }
 
 #[test]
