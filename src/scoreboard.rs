@@ -45,7 +45,7 @@ pub struct Slot {
     state: AtomicU32,
     generation: AtomicU64,
     requests: AtomicU64,
-    /// Start of the current request in µs since the epoch; 0 when idle.
+    /// Start of the current request in µs on CLOCK_MONOTONIC; 0 when idle.
     request_start_us: AtomicU64,
     exceptions: AtomicU64,
     tx_bytes: AtomicU64,
@@ -218,7 +218,8 @@ impl Slot {
         self.state.store(state as u32, Relaxed);
     }
 
-    /// Worker: a request starts (for harakiri and stats).
+    /// Worker: a request starts (for harakiri and stats), at `now_us` on
+    /// CLOCK_MONOTONIC (system-wide, so the master can compare).
     pub fn begin_request(&self, now_us: u64) {
         self.request_start_us.store(now_us.max(1), Relaxed);
         // Only idle -> busy: a stopping worker stays "stopping".

@@ -242,7 +242,7 @@ impl Pool {
     /// Kills workers whose current request has run longer than `limit`
     /// (`--harakiri`); they are replaced like any stopped worker.
     pub fn harakiri(&mut self, limit: Duration, scoreboard: &Scoreboard) -> usize {
-        let now = now_us();
+        let now = crate::sys::monotonic_usec();
         let mut killed = 0;
         let harakiris = &mut self.harakiris;
         for w in self.workers.iter_mut().filter(|w| !w.stopping) {

@@ -241,7 +241,9 @@ impl EventLoop<'_> {
         };
         let started = Instant::now();
         self.slot.set_label(&[label.method, b" ", label.target]);
-        self.slot.begin_request(wall);
+        // Monotonic, for harakiri: a wall clock stepped forward (a VM
+        // resumed, NTP at boot) must not look like a request running long.
+        self.slot.begin_request(sys::monotonic_usec());
         let outcome = self.bridge.call(
             gil,
             Request {
