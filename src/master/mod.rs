@@ -3,6 +3,7 @@
 //! initialises Python; it receives the worker entry point as a function.
 
 pub mod endpoints;
+mod notice;
 mod pool;
 mod signals;
 mod snapshot;
@@ -19,6 +20,8 @@ use crate::scoreboard::Scoreboard;
 use crate::socket::Listener;
 use crate::sys;
 
+use notice::NOTICE_LEN;
+pub use notice::{Notice, RetireReason};
 pub use pool::ReloadMode;
 use pool::{Pool, Reaped};
 use signals::Action;
@@ -44,54 +47,6 @@ pub type WorkerEntry = fn(WorkerContext<'_>) -> i32;
 
 /// Exit code of a worker that could not load the app (like Gunicorn's 4).
 pub const EXIT_APP_LOAD_ERROR: i32 = 4;
-
-/// Notifications a worker writes to the master's pipe: 4 bytes, written
-/// atomically (well under PIPE_BUF): kind, 0, slot as u16 little-endian.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Notice {
-    /// The app is loaded and the worker is serving.
-    Ready,
-    /// The worker wants to be recycled (its successor should start first).
-    Retire(RetireReason),
-}
-
-/// Why a worker asks to be recycled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RetireReason {
-    MaxRequests,
-    Rss,
-}
-
-impl RetireReason {
-    pub fn flag(self) -> &'static str {
-        match self {
-            RetireReason::MaxRequests => "--max-requests",
-            RetireReason::Rss => "--reload-on-rss",
-        }
-    }
-}
-
-impl Notice {
-    pub fn encode(self, slot: usize) -> [u8; 4] {
-        let s = (slot as u16).to_le_bytes();
-        let (kind, arg) = match self {
-            Notice::Ready => (1, 0),
-            Notice::Retire(RetireReason::MaxRequests) => (2, 1),
-            Notice::Retire(RetireReason::Rss) => (2, 2),
-        };
-        [kind, arg, s[0], s[1]]
-    }
-
-    fn decode(b: &[u8]) -> Option<(Notice, usize)> {
-        let slot = usize::from(u16::from_le_bytes([b[2], b[3]]));
-        match (b[0], b[1]) {
-            (1, _) => Some((Notice::Ready, slot)),
-            (2, 1) => Some((Notice::Retire(RetireReason::MaxRequests), slot)),
-            (2, 2) => Some((Notice::Retire(RetireReason::Rss), slot)),
-            _ => None,
-        }
-    }
-}
 
 /// The master's life, as an explicit state machine (logged on every change).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -449,13 +404,13 @@ impl Master {
             if n == 0 {
                 break;
             }
-            for msg in buf[..n].chunks_exact(4) {
+            for msg in buf[..n].chunks_exact(NOTICE_LEN) {
                 match Notice::decode(msg) {
-                    Some((Notice::Ready, slot)) => self.on_ready(slot),
-                    Some((Notice::Retire(reason), slot)) => {
+                    Some((Notice::Ready, slot, pid)) => self.on_ready(slot, pid),
+                    Some((Notice::Retire(reason), slot, pid)) => {
                         if self.phase != Phase::ShuttingDown {
                             let min = self.config.recycle.min_worker_lifetime;
-                            self.pool.retire(slot, reason, min);
+                            self.pool.retire(slot, pid, reason, min);
                             self.fill_pool();
                         }
                     }
@@ -465,8 +420,9 @@ impl Master {
         }
     }
 
-    fn on_ready(&mut self, slot: usize) {
-        let Some(w) = self.pool.mark_ready(slot) else {
+    fn on_ready(&mut self, slot: usize, pid: libc::pid_t) {
+        let Some(w) = self.pool.mark_ready(slot, pid) else {
+            log::debug!("ready notice from pid {pid} (slot {slot}), no longer a worker: ignored");
             return;
         };
         log::debug!("worker {} (pid {}) ready", w.id, w.pid);

@@ -165,13 +165,23 @@ impl Pool {
 
     /// A worker asked to be recycled: mark it retiring (so a successor is
     /// spawned), or defer that until it has lived `min_lifetime`.
-    pub fn retire(&mut self, slot: usize, reason: RetireReason, min_lifetime: Duration) {
+    pub fn retire(
+        &mut self,
+        slot: usize,
+        pid: libc::pid_t,
+        reason: RetireReason,
+        min_lifetime: Duration,
+    ) {
         let why = reason.flag();
         let cause = match reason {
             RetireReason::MaxRequests => 1,
             RetireReason::Rss => 2,
         };
-        let Some(w) = self.workers.iter_mut().find(|w| w.slot == slot) else {
+        let Some(w) = self
+            .workers
+            .iter_mut()
+            .find(|w| w.slot == slot && w.pid == pid)
+        else {
             return;
         };
         if w.stopping || w.retiring || w.retire_at.is_some() {
@@ -339,8 +349,11 @@ impl Pool {
         Ok(())
     }
 
-    pub fn mark_ready(&mut self, slot: usize) -> Option<Worker> {
-        let w = self.workers.iter_mut().find(|w| w.slot == slot)?;
+    pub fn mark_ready(&mut self, slot: usize, pid: libc::pid_t) -> Option<Worker> {
+        let w = self
+            .workers
+            .iter_mut()
+            .find(|w| w.slot == slot && w.pid == pid)?;
         w.ready = true;
         Some(w.clone())
     }

@@ -83,7 +83,10 @@ pub fn entry(ctx: WorkerContext<'_>) -> i32 {
         }
     };
     slot.set_state(WorkerState::Ready);
-    if let Err(e) = sys::write_pipe(ctx.notify_fd, &Notice::Ready.encode(ctx.slot)) {
+    if let Err(e) = sys::write_pipe(
+        ctx.notify_fd,
+        &Notice::Ready.encode(ctx.slot, sys::getpid()),
+    ) {
         log::warn!("worker {}: cannot notify the master: {e}", ctx.id);
     }
     log::debug!(

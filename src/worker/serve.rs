@@ -282,7 +282,7 @@ impl EventLoop<'_> {
                 self.id,
                 reason.flag()
             );
-            let notice = Notice::Retire(reason).encode(self.slot_index);
+            let notice = Notice::Retire(reason).encode(self.slot_index, sys::getpid());
             if let Err(e) = sys::write_pipe(self.notify_fd, &notice) {
                 log::warn!("worker {}: cannot notify the master: {e}", self.id);
             }
