@@ -128,21 +128,34 @@ fn monotonic_usec() -> u64 {
     ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
 }
 
+/// rwsgi serving the env app (`-p workers`) with a notify socket of the
+/// test's own in `dir`, and `env` set.
+fn notified(dir: &TempDir, workers: &str, env: &[(&str, &str)]) -> (UnixDatagram, Server) {
+    let path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&path).expect("bind the notify socket");
+    sock.set_read_timeout(Some(STARTUP)).unwrap();
+    let envapp = env_app(dir);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rwsgi"));
+    cmd.args([
+        "--http",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        &envapp,
+        "-p",
+        workers,
+    ])
+    .env("NOTIFY_SOCKET", &path)
+    .envs(env.iter().copied());
+    (sock, Server::spawn_command(cmd))
+}
+
 /// `WatchdogSec=`: systemd passes WATCHDOG_USEC (and WATCHDOG_PID); the
 /// master pings WATCHDOG=1 at half that period, and the app does not inherit
 /// the variables.
 #[test]
 fn watchdog_pings_come_at_half_the_watchdog_period() {
     let dir = TempDir::new("watchdog");
-    let path = dir.path().join("notify.sock");
-    let sock = UnixDatagram::bind(&path).expect("bind the notify socket");
-    sock.set_read_timeout(Some(STARTUP)).unwrap();
-    let envapp = env_app(&dir);
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rwsgi"));
-    cmd.args(["--http", "127.0.0.1:0", "--wsgi-file", &envapp])
-        .env("NOTIFY_SOCKET", &path)
-        .env("WATCHDOG_USEC", "400000");
-    let mut server = Server::spawn_command(cmd);
+    let (sock, mut server) = notified(&dir, "1", &[("WATCHDOG_USEC", "400000")]);
     let mut seen = Vec::new();
     until(&sock, "READY=1", &mut seen, &server);
     let first = Instant::now();
@@ -166,14 +179,7 @@ fn watchdog_pings_come_at_half_the_watchdog_period() {
 #[test]
 fn notify_socket_hears_ready_reloading_and_stopping() {
     let dir = TempDir::new("notify");
-    let path = dir.path().join("notify.sock");
-    let sock = UnixDatagram::bind(&path).expect("bind the notify socket");
-    sock.set_read_timeout(Some(STARTUP)).unwrap();
-    let envapp = env_app(&dir);
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rwsgi"));
-    cmd.args(["--http", "127.0.0.1:0", "--wsgi-file", &envapp, "-p", "2"])
-        .env("NOTIFY_SOCKET", &path);
-    let mut server = Server::spawn_command(cmd);
+    let (sock, mut server) = notified(&dir, "2", &[]);
     let mut seen = Vec::new();
 
     let ready = until(&sock, "READY=1", &mut seen, &server);
