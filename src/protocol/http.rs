@@ -225,7 +225,7 @@ pub fn parse_head(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> Parsed
     head.query = query;
 
     let mut content_length: Option<u64> = None;
-    let mut chunked = false;
+    let mut codings = TransferCodings::default();
     let mut conn_close = false;
     let mut conn_keep_alive = false;
     for h in req.headers.iter() {
@@ -242,13 +242,7 @@ pub fn parse_head(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> Parsed
             }
             content_length = Some(len);
         } else if n.eq_ignore_ascii_case(b"transfer-encoding") {
-            match transfer_coding_is_chunked(v) {
-                // Two fields combine to `chunked, chunked`.
-                Ok(true) if chunked => return Parsed::Error(HttpError::BadRequest(CHUNKED_TWICE)),
-                Ok(true) => chunked = true,
-                Ok(false) => return Parsed::Error(HttpError::UnsupportedTransferEncoding),
-                Err(e) => return Parsed::Error(e),
-            }
+            codings.add(v);
         } else if n.eq_ignore_ascii_case(b"connection") {
             for token in v.split(|&b| b == b',') {
                 let t = trim_bytes(token);
@@ -273,6 +267,10 @@ pub fn parse_head(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> Parsed
         }
         head.headers.push(HeaderSpan { name, value });
     }
+    let chunked = match codings.judge() {
+        Ok(chunked) => chunked,
+        Err(e) => return Parsed::Error(e),
+    };
     if chunked && content_length.is_some() {
         return Parsed::Error(HttpError::BadRequest(
             "both Content-Length and Transfer-Encoding",
@@ -371,32 +369,56 @@ fn parse_content_length(v: &[u8]) -> Option<u64> {
     })
 }
 
-const CHUNKED_TWICE: &str = "Transfer-Encoding applies chunked more than once";
+/// The codings of every Transfer-Encoding field, in order, judged as the one
+/// combined list they make (RFC 9110 §5.3). Chunked is the only coding we
+/// decode; nothing is ever guessed at.
+#[derive(Default)]
+struct TransferCodings {
+    present: bool,
+    empty: bool,
+    chunked: u32,
+    others: u32,
+    last_is_chunked: bool,
+}
 
-/// RFC 9112 §6.3: a request whose Transfer-Encoding does not end in
-/// `chunked` has no determinable length (400). Chunked is the only coding we
-/// decode, so other codings before it are refused as unknown (501); nothing
-/// is ever guessed at.
-fn transfer_coding_is_chunked(v: &[u8]) -> Result<bool, HttpError> {
-    let codings: Vec<&[u8]> = v.split(|&b| b == b',').map(trim_bytes).collect();
-    if codings.iter().any(|c| c.is_empty()) {
-        return Err(HttpError::BadRequest("empty Transfer-Encoding"));
-    }
-    let n = codings.len();
-    match codings.last() {
-        // RFC 9112 §6.1: chunked is applied at most once (and last).
-        Some(last)
-            if last.eq_ignore_ascii_case(b"chunked")
-                && codings[..n - 1]
-                    .iter()
-                    .any(|c| c.eq_ignore_ascii_case(b"chunked")) =>
-        {
-            Err(HttpError::BadRequest(CHUNKED_TWICE))
+impl TransferCodings {
+    fn add(&mut self, field: &[u8]) {
+        self.present = true;
+        for c in field.split(|&b| b == b',').map(trim_bytes) {
+            self.empty |= c.is_empty();
+            self.last_is_chunked = c.eq_ignore_ascii_case(b"chunked");
+            if self.last_is_chunked {
+                self.chunked += 1;
+            } else {
+                self.others += 1;
+            }
         }
-        Some(last) if last.eq_ignore_ascii_case(b"chunked") => Ok(n == 1),
-        _ => Err(HttpError::BadRequest(
-            "Transfer-Encoding does not end in chunked, so the body length is unknown",
-        )),
+    }
+
+    /// Whether the body is chunked; an error for a list that is not usable.
+    fn judge(&self) -> Result<bool, HttpError> {
+        if !self.present {
+            return Ok(false);
+        }
+        if self.empty {
+            return Err(HttpError::BadRequest("empty Transfer-Encoding"));
+        }
+        // RFC 9112 §6.3: not ending in chunked means no knowable length.
+        if !self.last_is_chunked {
+            return Err(HttpError::BadRequest(
+                "Transfer-Encoding does not end in chunked, so the body length is unknown",
+            ));
+        }
+        // RFC 9112 §6.1: chunked is applied at most once.
+        if self.chunked > 1 {
+            return Err(HttpError::BadRequest(
+                "Transfer-Encoding applies chunked more than once",
+            ));
+        }
+        if self.others > 0 {
+            return Err(HttpError::UnsupportedTransferEncoding);
+        }
+        Ok(true)
     }
 }
 

@@ -131,6 +131,39 @@ fn hostile_heads_get_specific_errors() {
     }
 }
 
+/// Transfer-Encoding fields are judged as the one list they combine to.
+#[test]
+fn transfer_codings_across_fields() {
+    let te = |fields: &[&str]| {
+        let mut req = String::from("POST / HTTP/1.1\r\nHost: h\r\n");
+        for f in fields {
+            req.push_str(&format!("Transfer-Encoding: {f}\r\n"));
+        }
+        req.push_str("\r\n");
+        match parse(req.as_bytes()) {
+            (Parsed::Complete, head) => Ok(head.body),
+            (Parsed::Error(e), _) => Err((e.status(), e.reason())),
+            (other, _) => panic!("{other:?} for {fields:?}"),
+        }
+    };
+    assert_eq!(te(&["chunked"]), Ok(Some(BodyFraming::Chunked)));
+    assert_eq!(te(&["Chunked "]), Ok(Some(BodyFraming::Chunked)));
+    let refused = |fields: &[&str], status: u16, why: &str| {
+        let (got, text) = te(fields).expect_err("refused");
+        assert_eq!(got, status, "{fields:?}: {text}");
+        assert!(text.contains(why), "{fields:?}: {text}");
+    };
+    let twice = "chunked more than once";
+    refused(&["chunked", "chunked"], 400, twice);
+    refused(&["chunked, chunked"], 400, twice);
+    refused(&["chunked", "gzip, chunked"], 400, twice);
+    refused(&["gzip", "chunked"], 501, "");
+    refused(&["gzip, chunked"], 501, "");
+    refused(&["chunked", "gzip"], 400, "does not end in chunked");
+    refused(&["chunked", ""], 400, "empty");
+    refused(&["chunked,", "x"], 400, "empty");
+}
+
 #[test]
 fn malformed_request_lines_are_400_and_other_versions_505() {
     let cases: [(&[u8], u16); 8] = [

@@ -44,6 +44,44 @@ const MAX_KNOWN_LEN: usize = 40;
 /// Room for every known key in `build_uwsgi`'s per-request table.
 const MAX_KNOWN: usize = 64;
 const _: () = assert!(CGI_NAMES.len() + super::environ::COMMON_HEADERS.len() <= MAX_KNOWN);
+// The `I_*` indices name the right entries, and every known key fits
+// `by_len` (checked at compile time, so the tables cannot drift apart).
+const _: () = {
+    const fn same(a: &str, b: &str) -> bool {
+        let (a, b) = (a.as_bytes(), b.as_bytes());
+        if a.len() != b.len() {
+            return false;
+        }
+        let mut i = 0;
+        while i < a.len() {
+            if a[i] != b[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+    assert!(same(CGI_NAMES[I_REQUEST_METHOD], "REQUEST_METHOD"));
+    assert!(same(CGI_NAMES[I_REQUEST_URI], "REQUEST_URI"));
+    assert!(same(CGI_NAMES[I_PATH_INFO], "PATH_INFO"));
+    assert!(same(CGI_NAMES[I_SERVER_PROTOCOL], "SERVER_PROTOCOL"));
+    assert!(same(CGI_NAMES[I_REQUEST_SCHEME], "REQUEST_SCHEME"));
+    assert!(same(CGI_NAMES[I_HTTPS], "HTTPS"));
+    assert!(same(CGI_NAMES[I_REMOTE_PORT], "REMOTE_PORT"));
+    assert!(same(CGI_NAMES[I_SERVER_PORT], "SERVER_PORT"));
+    assert!(same(CGI_NAMES[I_SERVER_NAME], "SERVER_NAME"));
+    let mut i = 0;
+    while i < CGI_NAMES.len() {
+        assert!(CGI_NAMES[i].len() <= MAX_KNOWN_LEN);
+        i += 1;
+    }
+    let headers = super::environ::COMMON_HEADERS;
+    let mut i = 0;
+    while i < headers.len() {
+        assert!(headers[i].1.len() <= MAX_KNOWN_LEN);
+        i += 1;
+    }
+};
 
 /// Interned keys for uwsgi vars: the CGI names plus the common `HTTP_*` keys.
 pub struct UwsgiKeys {
@@ -117,8 +155,10 @@ impl EnvironBuilder {
         conn: &ConnInfo,
     ) -> PyResult<Bound<'py, PyDict>> {
         let env = self.uwsgi_template.bind(py).copy()?;
-        // The first value of each known var seen so far (by index in `keys`).
-        let mut first: [Option<&[u8]>; MAX_KNOWN] = [None; MAX_KNOWN];
+        // The latest value of each known var so far (by index in `keys`):
+        // the one the environ ends up with (a later var replaces an earlier
+        // one, as in uWSGI), so the defaults and the scheme follow it.
+        let mut last: [Option<&[u8]>; MAX_KNOWN] = [None; MAX_KNOWN];
         for (i, v) in packet.vars.iter().enumerate() {
             let name = &buf[v.key.clone()];
             if name.starts_with(b"UWSGI_") {
@@ -136,12 +176,8 @@ impl EnvironBuilder {
             // Join only a key this packet repeats; a template default (e.g. an
             // empty QUERY_STRING) is replaced, never joined. Only headers
             // repeat; an unknown header is looked for among the earlier vars.
-            let seen = match known.and_then(|k| first.get_mut(k)) {
-                Some(slot) => {
-                    let seen = slot.is_some();
-                    slot.get_or_insert(raw);
-                    seen
-                }
+            let seen = match known.and_then(|k| last.get_mut(k)) {
+                Some(slot) => slot.replace(raw).is_some(),
                 None => {
                     name.starts_with(b"HTTP_")
                         && packet.vars[..i].iter().any(|p| &buf[p.key.clone()] == name)
@@ -153,7 +189,7 @@ impl EnvironBuilder {
                 env.set_item(&key, value)?;
             }
         }
-        let get = |i: usize| first[i];
+        let get = |i: usize| last[i];
         if get(I_REQUEST_METHOD).is_none() {
             env.set_item(&self.k_method, &self.methods[0])?;
         }

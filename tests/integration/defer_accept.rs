@@ -3,7 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{app, Server};
+use crate::harness::{app, Server, PROMPT};
+use crate::http::request;
 
 /// The kernel's state for the server side of the connection from
 /// `client_port` to `server_port` on 127.0.0.1 (from /proc/net/tcp: "01"
@@ -65,4 +66,40 @@ fn no_defer_accept_queues_connections_as_soon_as_they_are_set_up() {
     let mut c = server.connect();
     assert_eq!(server_side_state(server.port(), c.local_port()), "01");
     assert_eq!(c.get("/").status, 200);
+}
+
+/// The drain with deferred accept: every connection whose request the kernel
+/// has already queued is answered after SIGTERM, none reset.
+#[test]
+fn sigterm_answers_every_connection_whose_request_was_queued() {
+    let mut server = Server::start(&["--wsgi-file", &app("sup_app.py"), "--processes", "1"]);
+    let mut busy = server.connect();
+    busy.send(&request("GET", "/sleep?ms=1000", &[], b""));
+    server.wait_for_log("sleep-begin", PROMPT);
+    // The only worker is busy: these wait, with their requests, in the queue.
+    let mut queued: Vec<_> = (0..3)
+        .map(|i| {
+            let mut c = server.connect();
+            c.send(&request("GET", &format!("/q{i}"), &[], b""));
+            c
+        })
+        .collect();
+    for c in &queued {
+        // Established (queued for accept) once its request has arrived.
+        let deadline = Instant::now() + PROMPT;
+        while server_side_state(server.port(), c.local_port()) != "01" {
+            assert!(Instant::now() < deadline, "request never arrived");
+            std::thread::yield_now();
+        }
+    }
+    server.signal("TERM");
+    let r = busy.read_response(false).expect("the in-flight request");
+    assert_eq!(r.status, 200);
+    for (i, c) in queued.iter_mut().enumerate() {
+        let r = c
+            .read_response(false)
+            .unwrap_or_else(|e| panic!("queued connection {i} got no answer: {e}"));
+        assert!(r.status == 200 || r.status == 503, "{i}: {r:?}");
+    }
+    assert_eq!(server.wait_exit(PROMPT).code(), Some(0));
 }

@@ -98,6 +98,8 @@ fn table() -> Vec<Case> {
         // RFC 9112 §6.1: chunked at most once, whether in one field or two.
         case("TE chunked, chunked", post("Transfer-Encoding: chunked, chunked\r\n", b"0\r\n\r\n"), 400, "chunked more than once"),
         case("TE chunked twice", post("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", b"0\r\n\r\n"), 400, "chunked more than once"),
+        case("TE chunked, then gzip, chunked", post("Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip, chunked\r\n", b"0\r\n\r\n"), 400, "chunked more than once"),
+        case("TE gzip, then chunked", post("Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n", b"0\r\n\r\n"), 501, te),
         case("empty TE", post("Transfer-Encoding: \r\n", b""), 400, "empty Transfer-Encoding"),
         case("TE on HTTP/1.0", b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(), 400, "Transfer-Encoding on HTTP/1.0"),
         // Malformed chunked bodies.

@@ -498,6 +498,31 @@ fn missing_vars_get_defaults_and_repeated_headers_are_joined() {
     assert_eq!(get("SERVER_NAME"), Some("127.0.0.1"), "{env:#?}");
 }
 
+/// A CGI var sent twice (a `uwsgi_param` on top of `uwsgi_params`): the last
+/// one is the environ's, and what rwsgi derives from it follows it too.
+#[test]
+fn a_repeated_cgi_var_is_the_last_one_everywhere() {
+    let (_server, addr) = uwsgi_server(&[]);
+    let env = environ_over(
+        &addr,
+        &encode(
+            0,
+            0,
+            &[
+                (b"REQUEST_URI", b"/first"),
+                (b"HTTPS", b"off"),
+                (b"REQUEST_URI", b"/environ?x=1"),
+                (b"HTTPS", b"on"),
+            ],
+        ),
+    );
+    let get = |k: &str| env.get(k).map(String::as_str);
+    assert_eq!(get("REQUEST_URI"), Some("/environ?x=1"), "{env:#?}");
+    assert_eq!(get("PATH_INFO"), Some("/environ"), "{env:#?}");
+    assert_eq!(get("HTTPS"), Some("on"), "{env:#?}");
+    assert_eq!(get("wsgi.url_scheme"), Some("https"), "{env:#?}");
+}
+
 #[test]
 fn ping_gets_the_four_byte_pong() {
     let (_server, addr) = uwsgi_server(&[]);

@@ -40,6 +40,46 @@ fn repeated_headers_are_joined_in_the_environ() {
     assert!(!env.contains_key("HTTP_COOKIE"), "{env:#?}");
 }
 
+/// A worker reuses a closed connection's buffers for the next one: nothing of
+/// an earlier connection (headers, query, body, a half-sent head, a refused
+/// request) shows in a later request's environ.
+#[test]
+fn nothing_of_an_earlier_connection_reaches_the_next_environ() {
+    let server = Server::start(&["--wsgi-file", &app("environ_dump.py"), "--processes", "1"]);
+    let mut c = server.connect();
+    let r = c.call(
+        "POST",
+        "/first?q=1",
+        &["Cookie: a=1", "X-Extra: yes", "Content-Type: text/plain"],
+        b"body one",
+    );
+    assert_entry(&crate::http::environ(&r), "HTTP_COOKIE", "'a=1'");
+    drop(c);
+    let mut half = server.connect();
+    half.send(b"GET /half HTTP/1.1\r\nHost: x\r\nX-Stale: 1\r\n");
+    drop(half);
+    let mut bad = server.connect();
+    bad.send(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n");
+    assert_eq!(bad.read_response(false).expect("a 400").status, 400);
+    let mut c = server.connect();
+    c.send(b"GET /last HTTP/1.0\r\n\r\n");
+    let env = crate::http::environ(&c.read_response(false).expect("a response"));
+    assert_entry(&env, "PATH_INFO", "'/last'");
+    assert_entry(&env, "QUERY_STRING", "''");
+    assert_entry(&env, "SERVER_PROTOCOL", "'HTTP/1.0'");
+    assert_entry(&env, "BODY", "b''");
+    for stale in [
+        "HTTP_COOKIE",
+        "HTTP_X_EXTRA",
+        "HTTP_X_STALE",
+        "HTTP_HOST",
+        "CONTENT_TYPE",
+        "CONTENT_LENGTH",
+    ] {
+        assert!(!env.contains_key(stale), "{stale} leaked: {env:#?}");
+    }
+}
+
 #[test]
 fn environ_of_a_get() {
     let server = Server::start(&["--wsgi-file", &app("environ_dump.py")]);
