@@ -206,4 +206,48 @@ pub struct Cli {
     /// their first bytes arrive (turns TCP_DEFER_ACCEPT off)
     #[arg(long)]
     pub no_defer_accept: bool,
+
+    /// uWSGI's flag; rwsgi always runs a master process
+    #[arg(long, short = 'M', help_heading = COMPAT)]
+    pub master: bool,
+
+    /// uWSGI's flag; SIGTERM always shuts rwsgi down gracefully
+    #[arg(long, help_heading = COMPAT)]
+    pub die_on_term: bool,
+
+    /// uWSGI's flag; the app's Python threads always run (the GIL is released while a worker waits)
+    #[arg(long, short = 'T', help_heading = COMPAT)]
+    pub enable_threads: bool,
+
+    /// uWSGI's flag; rwsgi always exits (status 4) when the app cannot be loaded
+    #[arg(long, help_heading = COMPAT)]
+    pub need_app: bool,
+
+    /// uWSGI's flag; each worker always imports the app after the fork
+    #[arg(long, help_heading = COMPAT)]
+    pub lazy_apps: bool,
+
+    /// uWSGI's flag; each worker always has exactly one interpreter
+    #[arg(long, help_heading = COMPAT)]
+    pub single_interpreter: bool,
+}
+
+const COMPAT: &str = "Accepted for uWSGI compatibility (rwsgi always behaves so)";
+
+impl Cli {
+    /// The uWSGI flags given that only restate what rwsgi always does, so
+    /// the log can say they change nothing.
+    pub fn compat_flags(&self) -> Vec<&'static str> {
+        [
+            (self.master, "--master"),
+            (self.die_on_term, "--die-on-term"),
+            (self.enable_threads, "--enable-threads"),
+            (self.need_app, "--need-app"),
+            (self.lazy_apps, "--lazy-apps"),
+            (self.single_interpreter, "--single-interpreter"),
+        ]
+        .into_iter()
+        .filter_map(|(given, flag)| given.then_some(flag))
+        .collect()
+    }
 }

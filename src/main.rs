@@ -24,6 +24,7 @@ fn main() {
         Err(LoadError::Config(e)) => fail(EXIT_CONFIG, e),
     };
     let check = layered.cli.check_config;
+    let compat = layered.cli.compat_flags();
     let provenance = layered.provenance;
     let config = match config::Config::from_cli(layered.cli) {
         Ok(c) => c,
@@ -45,6 +46,12 @@ fn main() {
     log::init(config.log_level);
     for w in &provenance.warnings {
         ::log::warn!("{w}");
+    }
+    if !compat.is_empty() {
+        ::log::info!(
+            "{} accepted for uWSGI compatibility: rwsgi always behaves so (rwsgi(1))",
+            compat.join(" ")
+        );
     }
     sys::raise_nofile_limit();
     // Sockets passed by systemd (LISTEN_FDS) or fd://N replace bound addresses.

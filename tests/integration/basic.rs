@@ -98,3 +98,31 @@ fn pipelined_requests_are_answered_in_order() {
         .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "served out of order");
 }
+
+/// A uWSGI command line keeps working: the flags for what rwsgi always does
+/// are accepted, and the log says they change nothing.
+#[test]
+fn uwsgi_flags_for_what_rwsgi_always_does_are_accepted() {
+    let mut server = Server::start(&[
+        "--wsgi-file",
+        &app("hello.py"),
+        "--master",
+        "--die-on-term",
+        "--enable-threads",
+        "--need-app",
+        "--lazy-apps",
+        "--single-interpreter",
+        "-M",
+        "-T",
+    ]);
+    assert_eq!(server.connect().get("/").body, b"Hello, World!");
+    let line = server.wait_for_log("accepted for uWSGI compatibility", PROMPT);
+    for flag in [
+        "--master",
+        "--die-on-term",
+        "--enable-threads",
+        "--single-interpreter",
+    ] {
+        assert!(line.contains(flag), "{flag} not named: {line}");
+    }
+}
