@@ -21,12 +21,14 @@ pub fn extend_sys_path(py: Python<'_>, dirs: &[PathBuf]) -> PyResult<()> {
 
 /// Imports the app and returns the callable.
 pub fn load<'py>(py: Python<'py>, source: &AppSource) -> Result<Bound<'py, PyAny>, String> {
+    // The current directory (after --chdir) is importable, as in Gunicorn and
+    // uWSGI: Django's `--chdir project --wsgi-file project/wsgi.py` imports
+    // `project.settings` from it.
+    if let Ok(cwd) = std::env::current_dir() {
+        let _ = extend_sys_path(py, &[cwd]);
+    }
     match source {
         AppSource::Module { module, callable } => {
-            // Like Gunicorn: the current directory is importable.
-            if let Ok(cwd) = std::env::current_dir() {
-                let _ = extend_sys_path(py, &[cwd]);
-            }
             let m = py.import(module.as_str()).map_err(|e| {
                 format!(
                     "cannot import module {module:?} (cwd {}): {}",

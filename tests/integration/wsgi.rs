@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::harness::{app, Server};
+use crate::harness::{app, Server, TempDir};
 
 fn assert_entry(env: &HashMap<String, String>, key: &str, want: &str) {
     assert_eq!(
@@ -213,4 +213,30 @@ fn wsgiref_validator_finds_nothing() {
             "the validator complained ({bad}):\n{log}"
         );
     }
+}
+
+/// uWSGI's Django recipe, `--chdir project --wsgi-file project/wsgi.py`: the
+/// working directory is importable, so the file can import its package.
+#[test]
+fn a_wsgi_file_imports_its_package_from_the_chdir() {
+    let dir = TempDir::new("chdir-pkg");
+    let pkg = dir.path().join("mysite");
+    std::fs::create_dir(&pkg).expect("mkdir");
+    std::fs::write(pkg.join("__init__.py"), "").expect("write");
+    std::fs::write(pkg.join("settings.py"), "VALUE = b'from the package'\n").expect("write");
+    std::fs::write(
+        pkg.join("wsgi.py"),
+        "from mysite import settings\n\
+         def application(environ, start_response):\n\
+         \x20   start_response('200 OK', [('Content-Type', 'text/plain')])\n\
+         \x20   return [settings.VALUE]\n",
+    )
+    .expect("write");
+    let server = Server::start(&[
+        "--chdir",
+        dir.path().to_str().expect("utf-8 path"),
+        "--wsgi-file",
+        "mysite/wsgi.py",
+    ]);
+    assert_eq!(server.connect().get("/").body, b"from the package");
 }
