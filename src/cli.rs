@@ -230,9 +230,29 @@ pub struct Cli {
     /// uWSGI's flag; each worker always has exactly one interpreter
     #[arg(long, help_heading = COMPAT)]
     pub single_interpreter: bool,
+
+    /// uWSGI's flag; not needed: the kernel hands each connection to one worker once its request arrived (TCP_DEFER_ACCEPT), and workers balance connections among themselves
+    #[arg(long, help_heading = COMPAT)]
+    pub thunder_lock: bool,
+
+    /// uWSGI's flag; rwsgi always refuses unknown options and configuration keys
+    #[arg(long, help_heading = COMPAT)]
+    pub strict: bool,
 }
 
 const COMPAT: &str = "Accepted for uWSGI compatibility (rwsgi always behaves so)";
+
+/// The names of those flags (without `--`), for messages about config keys.
+pub const COMPAT_FLAGS: &[&str] = &[
+    "master",
+    "die-on-term",
+    "enable-threads",
+    "need-app",
+    "lazy-apps",
+    "single-interpreter",
+    "thunder-lock",
+    "strict",
+];
 
 impl Cli {
     /// The uWSGI flags given that only restate what rwsgi always does, so
@@ -245,6 +265,8 @@ impl Cli {
             (self.need_app, "--need-app"),
             (self.lazy_apps, "--lazy-apps"),
             (self.single_interpreter, "--single-interpreter"),
+            (self.thunder_lock, "--thunder-lock"),
+            (self.strict, "--strict"),
         ]
         .into_iter()
         .filter_map(|(given, flag)| given.then_some(flag))

@@ -4,6 +4,7 @@
 
 pub mod body;
 pub mod cli;
+pub mod cli_hints;
 pub mod config;
 pub mod log;
 pub mod master;

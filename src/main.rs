@@ -20,7 +20,10 @@ fn main() {
         .collect();
     let layered = match layers::load(std::env::args_os().collect(), &env) {
         Ok(l) => l,
-        Err(LoadError::Clap(e)) => e.exit(),
+        Err(LoadError::Clap(e)) => match rwsgi::cli_hints::for_error(&e) {
+            Some(hint) => fail(EXIT_CONFIG, hint),
+            None => e.exit(),
+        },
         Err(LoadError::Config(e)) => fail(EXIT_CONFIG, e),
     };
     let check = layered.cli.check_config;

@@ -54,8 +54,17 @@ pub fn load(path: &Path) -> Result<Vec<Setting>, LoadError> {
             let line = e.span().map_or(0, |s| {
                 text[..s.start.min(text.len())].matches('\n').count() + 1
             });
+            // A uWSGI ini file is the likely mistake: say so.
+            let ini = path.extension().is_some_and(|x| x == "ini")
+                || text.trim_start().starts_with("[uwsgi]");
+            let hint = if ini {
+                " (this looks like a uWSGI ini file: rwsgi reads TOML, with quoted strings \
+                 and options in [server], [app], [workers], [limits] and [log]; see rwsgi.toml(5))"
+            } else {
+                ""
+            };
             return fail(format!(
-                "{shown}:{line}: not valid TOML: {}",
+                "{shown}:{line}: not valid TOML: {}{hint}",
                 e.message().trim_end()
             ));
         }
@@ -82,9 +91,17 @@ pub fn load(path: &Path) -> Result<Vec<Setting>, LoadError> {
             let line = line_of(&text, table, key);
             let at = format!("{shown}:{line}");
             let Some((want_table, name, kind)) = schema::find(key) else {
-                let hint = schema::suggest(key)
-                    .map(|k| format!("; did you mean \"{k}\"?"))
-                    .unwrap_or_default();
+                let compat = crate::cli::COMPAT_FLAGS.contains(&key.as_str());
+                let hint = if compat {
+                    format!(
+                        "; uWSGI's {key} is what rwsgi always does, so it is not a key \
+                         (leave it out; --{key} is accepted as a flag)"
+                    )
+                } else {
+                    schema::suggest(key)
+                        .map(|k| format!("; did you mean \"{k}\"?"))
+                        .unwrap_or_default()
+                };
                 return fail(format!("{at}: unknown key \"{key}\" in [{table}]{hint}"));
             };
             if !known_table || want_table != table {

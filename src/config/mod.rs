@@ -409,6 +409,12 @@ fn validate_app(app: &AppSource) -> Result<(), ConfigError> {
             Ok(())
         }
         AppSource::Module { module, callable } => {
+            if !module.is_empty() && module.bytes().all(|b| b.is_ascii_digit()) {
+                return err(format!(
+                    "--module {module:?} looks like a worker count: rwsgi's -w is uWSGI's \
+                     --module; for {module} workers use --processes {module} (-p)"
+                ));
+            }
             let valid = !module.is_empty()
                 && module
                     .split('.')

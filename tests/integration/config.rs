@@ -838,6 +838,22 @@ fn config_file_mistakes_exit_2_with_the_place_and_the_fix() {
             "",
             vec!["no app given", "--module", "--wsgi-file"],
         ),
+        (
+            "uwsgi-master-key",
+            format!("{app_table}{server_table}\n[workers]\nmaster = true\n"),
+            "master",
+            vec![
+                "unknown key \"master\"",
+                "what rwsgi always does",
+                "--master",
+            ],
+        ),
+        (
+            "uwsgi-ini",
+            "[uwsgi]\nhttp = :8000\nmodule = mysite.wsgi\n".to_string(),
+            "http",
+            vec!["not valid TOML", "uWSGI ini file", "rwsgi.toml(5)"],
+        ),
     ];
     let mut wrong = Vec::new();
     for (name, text, marker, needles) in cases {
@@ -865,6 +881,31 @@ fn config_file_mistakes_exit_2_with_the_place_and_the_fix() {
     assert!(msg.contains(&missing), "{msg}");
     let msg = check_fails(&[], &[("RWSGI_CONFIG", missing.as_str())]);
     assert!(msg.contains(&missing), "{msg}");
+}
+
+/// Flags from uWSGI or Gunicorn that rwsgi does not have get the rwsgi way
+/// to do the same, not clap's nearest spelling; Gunicorn's `-w 4` (uWSGI's
+/// and rwsgi's -w is --module) is caught too.
+#[test]
+fn foreign_flags_get_the_rwsgi_way() {
+    let hello = "etc/apps/hello.py";
+    for (args, needle) in [
+        (vec!["--threads", "4"], "add capacity with --processes"),
+        (vec!["--cheaper", "2"], "SIGTTIN and SIGTTOU"),
+        (vec!["--bind=127.0.0.1:8000"], "--http ADDR"),
+        (vec!["--py-autoreload", "1"], "kill -HUP"),
+        (vec!["--ini", "uwsgi.ini"], "--config FILE"),
+    ] {
+        let mut all = vec!["--http", "127.0.0.1:0", "--wsgi-file", hello];
+        all.extend(args.iter().copied());
+        let msg = check_fails(&all, &[]);
+        assert!(
+            msg.contains("is not an rwsgi option") && msg.contains(needle),
+            "{args:?}: {msg}"
+        );
+    }
+    let msg = check_fails(&["--http", "127.0.0.1:0", "-w", "4"], &[]);
+    assert!(msg.contains("--processes 4"), "{msg}");
 }
 
 /// Checks `--check-config` on the bad file `path`: exit code 2, a message
