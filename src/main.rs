@@ -33,8 +33,9 @@ fn main() {
         Ok(c) => c,
         Err(e) => fail(EXIT_CONFIG, layers::annotate(e, &provenance.sources)),
     };
+    let missing = config.missing_directories(rwsgi::systemd::activated());
     if check {
-        for w in &provenance.warnings {
+        for w in provenance.warnings.iter().chain(&missing) {
             eprintln!("rwsgi: warning: {w}");
         }
         // A closed pipe (`| head`) is not an error worth a panic.
@@ -42,6 +43,9 @@ fn main() {
         let report = format!("{}# configuration OK\n", layers::describe(&provenance));
         let _ = std::io::stdout().lock().write_all(report.as_bytes());
         return;
+    }
+    if let Some(m) = missing.first() {
+        fail(EXIT_CONFIG, m);
     }
     if let Err(e) = process::prepare(&config) {
         fail(EXIT_CONFIG, e);

@@ -140,6 +140,47 @@ fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
 }
 
 impl Config {
+    /// Files rwsgi will create whose directory does not exist (unix sockets,
+    /// the log file, the pidfile), one message each naming the directory.
+    /// A start refuses them; `--check-config` only warns, because a service
+    /// manager may create the directory at start (systemd's
+    /// RuntimeDirectory=). Under socket activation the listen addresses are
+    /// systemd's and are not checked.
+    pub fn missing_directories(&self, activated: bool) -> Vec<String> {
+        let listen = self.listen.iter().filter(|_| !activated).map(|l| {
+            let flag = match l.protocol {
+                Protocol::Http => "--http",
+                Protocol::Uwsgi => "--socket",
+            };
+            (flag, &l.addr)
+        });
+        let endpoints = self.stats.iter().map(|(a, _)| ("--stats", a));
+        let endpoints = endpoints.chain(self.metrics.iter().map(|a| ("--metrics", a)));
+        let sockets = listen.chain(endpoints).filter_map(|(flag, a)| match a {
+            ListenAddr::Unix(p) => Some((flag, p.as_path())),
+            _ => None,
+        });
+        let files = [
+            ("--logto", self.process.logto.as_deref()),
+            ("--pidfile", self.process.pidfile.as_deref()),
+        ];
+        let files = files.into_iter().filter_map(|(f, p)| p.map(|p| (f, p)));
+        sockets
+            .chain(files)
+            .filter_map(|(flag, path)| {
+                let dir = path.parent().filter(|d| !d.as_os_str().is_empty())?;
+                (!dir.is_dir()).then(|| {
+                    format!(
+                        "{flag} {}: directory {} does not exist; create it first (for a \
+                         service, systemd's RuntimeDirectory= or LogsDirectory=)",
+                        path.display(),
+                        dir.display()
+                    )
+                })
+            })
+            .collect()
+    }
+
     /// Builds and validates the effective configuration from the flags.
     pub fn from_cli(cli: Cli) -> Result<Config, ConfigError> {
         let process = process_options(&cli)?;

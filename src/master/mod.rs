@@ -253,8 +253,8 @@ impl Master {
     fn on_signal(&mut self, sig: i32) {
         match signals::action(sig) {
             Action::Reap => {} // reaping happens every loop turn
-            Action::GracefulShutdown => self.shutdown(true, sig),
-            Action::FastShutdown => self.shutdown(false, sig),
+            Action::GracefulShutdown => self.shutdown(true, sys::signal_name(sig)),
+            Action::FastShutdown => self.shutdown(false, sys::signal_name(sig)),
             Action::Reload => self.reload(),
             Action::AddWorker => {
                 let n = self.pool.set_target(self.pool.target() + 1);
@@ -279,13 +279,13 @@ impl Master {
         }
     }
 
-    fn shutdown(&mut self, graceful: bool, sig: i32) {
+    /// Shuts the server down; `why` (a signal's name, or a reason) is logged.
+    fn shutdown(&mut self, graceful: bool, why: &str) {
         if self.phase == Phase::ShuttingDown && graceful {
             return;
         }
         log::info!(
-            "{}: {} shutdown of {} worker(s)",
-            sys::signal_name(sig),
+            "{why}: {} shutdown of {} worker(s)",
             if graceful { "graceful" } else { "fast" },
             self.pool.len(),
         );
@@ -474,7 +474,7 @@ impl Master {
                     if load_error && self.phase == Phase::Starting {
                         log::error!("the app failed to load (see the error above); shutting down");
                         self.exit_code = EXIT_APP_LOAD_ERROR;
-                        self.shutdown(false, libc::SIGTERM);
+                        self.shutdown(false, "the app did not load");
                     } else if load_error && self.phase == Phase::Reloading {
                         log::error!(
                             "reload failed: the new code does not load; keeping the old workers"

@@ -38,6 +38,14 @@ impl Passed {
     }
 }
 
+/// Whether systemd passed this process sockets (LISTEN_FDS for our pid):
+/// the configured listen addresses are then not bound.
+pub fn activated() -> bool {
+    let [pid, fds] = ["LISTEN_PID", "LISTEN_FDS"].map(|k| std::env::var(k).ok());
+    parse_env(pid.as_deref(), fds.as_deref(), None, std::process::id())
+        .is_ok_and(|passed| !passed.is_empty())
+}
+
 /// The listeners to open for `config`, with sockets passed by systemd in
 /// place of addresses (see the module docs). Reads and removes `LISTEN_PID`,
 /// `LISTEN_FDS` and `LISTEN_FDNAMES` from the environment: call it once, in

@@ -13,5 +13,5 @@
 pub mod activation;
 pub mod notify;
 
-pub use activation::listen_specs;
+pub use activation::{activated, listen_specs};
 pub use notify::Notifier;
