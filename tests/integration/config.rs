@@ -451,11 +451,7 @@ fn every_example_config_passes_check_config() {
             .lines()
             .filter(|l| l.contains("warning") && !l.contains("does not exist; create it first"))
             .collect();
-        assert!(
-            warnings.is_empty(),
-            "{file}: warnings:\n{}",
-            report.stderr
-        );
+        assert!(warnings.is_empty(), "{file}: warnings:\n{}", report.stderr);
         // Every setting in the file is in effect, traced to its line.
         let settings = file_settings(&text);
         assert!(!settings.is_empty(), "{file} sets nothing");
