@@ -231,11 +231,11 @@ pub struct Cli {
     #[arg(long, help_heading = COMPAT)]
     pub single_interpreter: bool,
 
-    /// uWSGI's flag; not needed: the kernel hands each connection to one worker once its request arrived (TCP_DEFER_ACCEPT), and workers balance connections among themselves
+    /// uWSGI's flag; not needed: workers balance new connections among themselves, without an accept lock
     #[arg(long, help_heading = COMPAT)]
     pub thunder_lock: bool,
 
-    /// uWSGI's flag; rwsgi always refuses unknown options and configuration keys
+    /// uWSGI's flag; rwsgi always refuses unknown flags and configuration-file keys
     #[arg(long, help_heading = COMPAT)]
     pub strict: bool,
 }

@@ -34,7 +34,9 @@ const HINTS: &[(&str, &str)] = &[
         "Gunicorn's --daemon is --daemonize LOGFILE here",
     ),
     ("--user", "Gunicorn's --user is --uid here"),
+    ("-u", "Gunicorn's -u (user) is --uid here"),
     ("--group", "Gunicorn's --group is --gid here"),
+    ("-g", "Gunicorn's -g (group) is --gid here"),
     (
         "--access-logfile",
         "access lines go to the log: --logto FILE (or stderr)",

@@ -86,6 +86,13 @@ pub fn load(path: &Path) -> Result<Vec<Setting>, LoadError> {
                 "{shown}:{line}: unknown top-level key \"{table}\"{hint}"
             ));
         };
+        if table == "uwsgi" {
+            return fail(format!(
+                "{shown}: a [uwsgi] table: this looks like a uWSGI ini file; rwsgi reads \
+                 TOML with options in [server], [app], [workers], [limits] and [log] \
+                 (see rwsgi.toml(5))"
+            ));
+        }
         let known_table = schema::OPTIONS.iter().any(|(t, _, _)| t == table);
         for (key, value) in items {
             let line = line_of(&text, table, key);

@@ -160,8 +160,13 @@ impl Config {
             ListenAddr::Unix(p) => Some((flag, p.as_path())),
             _ => None,
         });
+        // The log file is --daemonize's when --logto is not given.
+        let log_flag = match (&self.process.logto, &self.process.daemonize) {
+            (Some(l), Some(d)) if l == d => "--daemonize",
+            _ => "--logto",
+        };
         let files = [
-            ("--logto", self.process.logto.as_deref()),
+            (log_flag, self.process.logto.as_deref()),
             ("--pidfile", self.process.pidfile.as_deref()),
         ];
         let files = files.into_iter().filter_map(|(f, p)| p.map(|p| (f, p)));
@@ -169,7 +174,11 @@ impl Config {
             .chain(files)
             .filter_map(|(flag, path)| {
                 let dir = path.parent().filter(|d| !d.as_os_str().is_empty())?;
-                (!dir.is_dir()).then(|| {
+                // Only "not there": a directory we may not look into is
+                // left to the open or bind, which names the real error.
+                let missing =
+                    std::fs::metadata(dir).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+                missing.then(|| {
                     format!(
                         "{flag} {}: directory {} does not exist; create it first (for a \
                          service, systemd's RuntimeDirectory= or LogsDirectory=)",
@@ -363,6 +372,11 @@ impl Config {
     }
 }
 
+/// `path` made absolute against the current (start) directory.
+fn absolute(path: &std::path::Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
 fn process_options(cli: &Cli) -> Result<ProcessOptions, ConfigError> {
     let uid = match &cli.uid {
         Some(u) => Some(crate::socket::resolve_user(u).map_err(|_| {
@@ -418,9 +432,15 @@ fn process_options(cli: &Cli) -> Result<ProcessOptions, ConfigError> {
         }
     }
     Ok(ProcessOptions {
-        pidfile: cli.pidfile.clone(),
-        daemonize: cli.daemonize.clone(),
-        logto: cli.logto.clone().or_else(|| cli.daemonize.clone()),
+        // Absolute, from the start directory: workers reopen the log file
+        // (USR1) after --chdir.
+        pidfile: cli.pidfile.as_deref().map(absolute),
+        daemonize: cli.daemonize.as_deref().map(absolute),
+        logto: cli
+            .logto
+            .as_deref()
+            .or(cli.daemonize.as_deref())
+            .map(absolute),
         uid,
         gid,
         umask,

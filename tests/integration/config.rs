@@ -1226,6 +1226,49 @@ fn daemonize_detaches_logs_to_the_file_and_writes_the_pidfile() {
     );
 }
 
+/// A relative --logto is the start directory's, also when the workers,
+/// after --chdir, reopen it on USR1.
+#[test]
+fn a_relative_logto_stays_in_the_start_directory_after_chdir() {
+    let dir = TempDir::new("cfg-logto-rel");
+    fs::create_dir(dir.path().join("app")).unwrap();
+    let log = dir.file("rel.log");
+    let hello = app("hello.py");
+    let mut cmd = rwsgi(
+        &[
+            "--http",
+            "127.0.0.1:0",
+            "--wsgi-file",
+            &hello,
+            "--chdir",
+            "app",
+            "--logto",
+            "rel.log",
+        ],
+        &[],
+    );
+    cmd.current_dir(dir.path());
+    let mut server = Server::spawn_command(cmd);
+    wait_file(&log, "ready", STARTUP, Some(&mut server), |t| {
+        t.contains("] ready: ")
+    });
+    let worker = server.wait_for_children(1, PROMPT)[0];
+    fs::rename(&log, dir.file("rel.log.1")).unwrap();
+    server.signal("USR1");
+    let reopened = format!("[pid {worker}] reopened the log file");
+    wait_file(
+        &log,
+        "the worker reopened the log",
+        PROMPT,
+        Some(&mut server),
+        |t| t.contains(&reopened),
+    );
+    assert!(
+        !dir.path().join("app/rel.log").exists(),
+        "the worker reopened the log under --chdir"
+    );
+}
+
 #[test]
 fn logto_is_reopened_on_sigusr1() {
     let dir = TempDir::new("cfg-logto");

@@ -86,8 +86,11 @@ impl Server {
     /// Like `spawn`, for a prepared command: rwsgi itself, or a wrapper that
     /// execs it (so the pid stays the master's), with extra env or fds.
     pub fn spawn_command(mut cmd: Command) -> Server {
+        // In the project directory, unless the command says otherwise.
+        if cmd.get_current_dir().is_none() {
+            cmd.current_dir(project_dir());
+        }
         let mut child = cmd
-            .current_dir(project_dir())
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
