@@ -234,12 +234,14 @@ fn escape_for_log(v: &[u8]) -> String {
     s
 }
 
-/// The value of the first var named `key` (uwsgi keys are case-sensitive),
-/// as a slice of `buf`, the buffer `packet` was parsed from.
+/// The value of the last var named `key` (uwsgi keys are case-sensitive),
+/// as a slice of `buf`, the buffer `packet` was parsed from. The last, as in
+/// the environ: a later `uwsgi_param` replaces an earlier one.
 pub fn var<'a>(buf: &'a [u8], packet: &Packet, key: &[u8]) -> Option<&'a [u8]> {
     packet
         .vars
         .iter()
+        .rev()
         .find(|v| buf.get(v.key.clone()) == Some(key))
         .and_then(|v| buf.get(v.value.clone()))
 }

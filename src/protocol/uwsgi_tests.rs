@@ -62,6 +62,22 @@ fn nginx_request_is_complete_at_every_split_point_only_at_the_end() {
 }
 
 #[test]
+fn a_repeated_var_reads_as_its_last_value() {
+    let pkt = encode(
+        MODIFIER_WSGI,
+        0,
+        &[
+            (b"REQUEST_URI", b"/first"),
+            (b"X", b"x"),
+            (b"REQUEST_URI", b"/last"),
+        ],
+    );
+    let (r, packet) = parse(&pkt);
+    assert_eq!(r, Parsed::Complete);
+    assert_eq!(var(&pkt, &packet, b"REQUEST_URI"), Some(&b"/last"[..]));
+}
+
+#[test]
 fn vars_are_spans_at_known_offsets() {
     // 4-byte header, then "\x01\x00A\x02\x00bc" and "\x02\x00DE\x00\x00".
     let pkt = b"\x00\x0d\x00\x07\x01\x00A\x02\x00bc\x02\x00DE\x00\x00";
