@@ -126,7 +126,7 @@ pub struct Cli {
     #[arg(long, short = 'L')]
     pub disable_logging: bool,
 
-    /// Access-log format: default, combined, json, or a template with %(var) placeholders (see rwsgi(1))
+    /// Access-log format: default, combined, json, or a template with %(var) placeholders (see rwsgi(1)) [default: default]
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<String>,
 

@@ -143,7 +143,10 @@ fn schema_keys() -> Vec<(String, String, Option<String>)> {
             continue;
         }
         let line = line.trim_start_matches("# ");
-        let (key, default) = if let Some(k) = line.strip_suffix(" is not set") {
+        let not_set = line
+            .split_once(" is not set")
+            .filter(|(_, rest)| rest.is_empty() || rest.starts_with(" ("));
+        let (key, default) = if let Some((k, _)) = not_set {
             (k, None)
         } else {
             let (k, rest) = line

@@ -309,6 +309,8 @@ pub fn describe(layered: &Provenance) -> String {
                     .nth(1)
                     .and_then(|d| d.split(']').next())
                 {
+                    // A value only for the bare flag is not a default.
+                    Some(d) if d.contains("when given") => format!("# {key} is not set ({d})"),
                     Some(d) => format!("# {key} = {d}  # default"),
                     None => format!("# {key} is not set"),
                 }
