@@ -242,7 +242,8 @@ pub struct Cli {
 
 const COMPAT: &str = "Accepted for uWSGI compatibility (rwsgi always behaves so)";
 
-/// The names of those flags (without `--`), for messages about config keys.
+/// The names of those flags (without `--`), in field order (see
+/// `compat_flags`), also for messages about config keys.
 pub const COMPAT_FLAGS: &[&str] = &[
     "master",
     "die-on-term",
@@ -258,18 +259,20 @@ impl Cli {
     /// The uWSGI flags given that only restate what rwsgi always does, so
     /// the log can say they change nothing.
     pub fn compat_flags(&self) -> Vec<&'static str> {
-        [
-            (self.master, "--master"),
-            (self.die_on_term, "--die-on-term"),
-            (self.enable_threads, "--enable-threads"),
-            (self.need_app, "--need-app"),
-            (self.lazy_apps, "--lazy-apps"),
-            (self.single_interpreter, "--single-interpreter"),
-            (self.thunder_lock, "--thunder-lock"),
-            (self.strict, "--strict"),
-        ]
-        .into_iter()
-        .filter_map(|(given, flag)| given.then_some(flag))
-        .collect()
+        let given = [
+            self.master,
+            self.die_on_term,
+            self.enable_threads,
+            self.need_app,
+            self.lazy_apps,
+            self.single_interpreter,
+            self.thunder_lock,
+            self.strict,
+        ];
+        COMPAT_FLAGS
+            .iter()
+            .zip(given)
+            .filter_map(|(name, given)| given.then_some(*name))
+            .collect()
     }
 }

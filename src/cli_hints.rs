@@ -151,11 +151,7 @@ mod tests {
             argv.push(format!("--{name}"));
         }
         let cli = crate::cli::Cli::try_parse_from(argv).expect("all accepted");
-        let given: Vec<String> = cli
-            .compat_flags()
-            .iter()
-            .map(|f| f[2..].to_string())
-            .collect();
+        let given: Vec<String> = cli.compat_flags().iter().map(|f| f.to_string()).collect();
         assert_eq!(given, crate::cli::COMPAT_FLAGS);
     }
 

@@ -56,8 +56,8 @@ fn main() {
     }
     if !compat.is_empty() {
         ::log::info!(
-            "{} accepted for uWSGI compatibility: rwsgi always behaves so (rwsgi(1))",
-            compat.join(" ")
+            "--{} accepted for uWSGI compatibility: rwsgi always behaves so (rwsgi(1))",
+            compat.join(" --")
         );
     }
     sys::raise_nofile_limit();

@@ -42,6 +42,10 @@ fn type_name(v: &toml::Value) -> &'static str {
 }
 
 /// Reads and checks the file; returns its settings in schema order.
+/// What to say about a file that looks like a uWSGI ini.
+const INI_HINT: &str = "this looks like a uWSGI ini file: rwsgi reads TOML, with quoted \
+    strings and options in [server], [app], [workers], [limits] and [log]; see rwsgi.toml(5)";
+
 pub fn load(path: &Path) -> Result<Vec<Setting>, LoadError> {
     let shown = path.display();
     let text = match std::fs::read_to_string(path) {
@@ -58,10 +62,9 @@ pub fn load(path: &Path) -> Result<Vec<Setting>, LoadError> {
             let ini = path.extension().is_some_and(|x| x == "ini")
                 || text.trim_start().starts_with("[uwsgi]");
             let hint = if ini {
-                " (this looks like a uWSGI ini file: rwsgi reads TOML, with quoted strings \
-                 and options in [server], [app], [workers], [limits] and [log]; see rwsgi.toml(5))"
+                format!(" ({INI_HINT})")
             } else {
-                ""
+                String::new()
             };
             return fail(format!(
                 "{shown}:{line}: not valid TOML: {}{hint}",
@@ -87,11 +90,7 @@ pub fn load(path: &Path) -> Result<Vec<Setting>, LoadError> {
             ));
         };
         if table == "uwsgi" {
-            return fail(format!(
-                "{shown}: a [uwsgi] table: this looks like a uWSGI ini file; rwsgi reads \
-                 TOML with options in [server], [app], [workers], [limits] and [log] \
-                 (see rwsgi.toml(5))"
-            ));
+            return fail(format!("{shown}: a [uwsgi] table: {INI_HINT}"));
         }
         let known_table = schema::OPTIONS.iter().any(|(t, _, _)| t == table);
         for (key, value) in items {

@@ -83,6 +83,18 @@ fn show(r: &Response) -> String {
     format!("{} {:?} {cut:?}", r.status, r.headers)
 }
 
+/// Asserts a 200, showing the response and both logs otherwise.
+fn assert_ok(r: &Response, nginx: &Nginx, server: &Server) {
+    assert_eq!(
+        r.status,
+        200,
+        "{}\n{}\n{}",
+        show(r),
+        nginx.logs(),
+        server.log_text()
+    );
+}
+
 /// A foreground nginx (master + 1 worker), stopped on drop.
 struct Nginx {
     child: Child,
@@ -585,14 +597,7 @@ fn the_shipped_nginx_config_works() {
     let jar = jar.join("; ");
     let mut c = nginx.connect();
     let r = c.call("GET", "/environ", &[&format!("Cookie: {jar}")], b"");
-    assert_eq!(
-        r.status,
-        200,
-        "{}\n{}\n{}",
-        show(&r),
-        nginx.logs(),
-        server.log_text()
-    );
+    assert_ok(&r, &nginx, &server);
     let env = parse_json_object(&r.text());
     assert!(env.get("HTTP_COOKIE") == Some(&jar), "cookie jar differs");
     let body = pattern(5 * 1024 * 1024);

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use super::{show, Nginx};
+use super::{assert_ok, Nginx};
 use crate::harness::{app, Server, TempDir};
 use crate::uwsgi::parse_json_object;
 
@@ -32,14 +32,7 @@ fn the_shipped_http_proxy_config_reuses_upstream_connections() {
     let mut c = nginx.connect();
     for i in 0..20 {
         let r = c.call("GET", &format!("/environ?i={i}"), &[], b"");
-        assert_eq!(
-            r.status,
-            200,
-            "{}\n{}\n{}",
-            show(&r),
-            nginx.logs(),
-            server.log_text()
-        );
+        assert_ok(&r, &nginx, &server);
         let env = parse_json_object(&r.text());
         assert_eq!(
             env.get("HTTP_X_FORWARDED_FOR").map(String::as_str),
