@@ -57,6 +57,9 @@ pub enum Phase {
     ShuttingDown,
 }
 
+/// How often the master reads the workers' RSS for `--reload-on-rss`.
+const RSS_EVERY: Duration = Duration::from_secs(1);
+
 const SIGNAL: Token = Token(0);
 const NOTIFY: Token = Token(1);
 
@@ -85,6 +88,8 @@ pub struct Master {
     notifier: crate::systemd::Notifier,
     /// When the next `WATCHDOG=1` is due (systemd's `WatchdogSec=`).
     watchdog_at: Option<Instant>,
+    /// When the workers' RSS is read next (with `--reload-on-rss`).
+    rss_check_at: Option<Instant>,
 }
 
 impl Master {
@@ -129,6 +134,7 @@ impl Master {
             config.reload_mode,
             config.shutdown_timeout,
         );
+        let rss_check_at = (config.recycle.reload_on_rss > 0).then(|| Instant::now() + RSS_EVERY);
         Ok(Master {
             config,
             listeners,
@@ -148,6 +154,7 @@ impl Master {
             exit_code: 0,
             notifier: crate::systemd::Notifier::from_env(), // [systemd hook]
             watchdog_at: None,
+            rss_check_at,
         })
     }
 
@@ -243,6 +250,7 @@ impl Master {
             self.pool.next_retire(),
             self.pool.next_kill(),
             self.watchdog_at, // [systemd hook] WATCHDOG=1
+            self.rss_check_at,
         ];
         for at in timers.into_iter().flatten() {
             t = t.min(at.saturating_duration_since(now));
@@ -503,6 +511,14 @@ impl Master {
         if self.phase != Phase::ShuttingDown {
             if let Some(limit) = self.config.recycle.harakiri {
                 if self.pool.harakiri(limit, &self.scoreboard) > 0 {
+                    self.fill_pool();
+                }
+            }
+            if self.rss_check_at.is_some_and(|at| Instant::now() >= at) {
+                self.rss_check_at = Some(Instant::now() + RSS_EVERY);
+                let limit = self.config.recycle.reload_on_rss;
+                let min = self.config.recycle.min_worker_lifetime;
+                if self.pool.retire_over_rss(limit, min, &self.scoreboard) {
                     self.fill_pool();
                 }
             }

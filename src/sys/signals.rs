@@ -3,7 +3,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicUsize, Ordering};
 
 use super::{close, cvt, pipe, read};
 
@@ -98,9 +98,81 @@ pub fn drain_signals(fd: RawFd, out: &mut Vec<i32>) {
 
 /// Asks the kernel to send `sig` to this process when its parent dies, so
 /// workers never outlive a SIGKILLed master.
-pub fn set_parent_death_signal(sig: libc::c_int) {
+fn set_parent_death_signal(sig: libc::c_int) -> io::Result<()> {
     // SAFETY: prctl(PR_SET_PDEATHSIG) takes an integer argument only.
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0);
+    cvt(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as libc::c_ulong, 0, 0, 0) })?;
+    Ok(())
+}
+
+/// The listening fds to let go of when the master dies (a leaked slice,
+/// published once per process before the handler is installed).
+static LISTENER_FDS: AtomicPtr<RawFd> = AtomicPtr::new(std::ptr::null_mut());
+static LISTENER_COUNT: AtomicUsize = AtomicUsize::new(0);
+/// An unbound, non-listening socket dup2'ed over each listener: the port is
+/// released, the fd number stays taken (no later open can reuse it under the
+/// loop's feet), and accept() on it fails with EINVAL, which the loop treats
+/// as a listener shut by a sibling.
+static PLACEHOLDER: AtomicI32 = AtomicI32::new(-1);
+
+/// The parent-death signal of a worker. A real-time signal: nothing else
+/// sends it, so its handler can assume the master is gone.
+pub fn parent_death_signal() -> libc::c_int {
+    libc::SIGRTMIN()
+}
+
+extern "C" fn on_parent_death(_sig: libc::c_int) {
+    // Only async-signal-safe work: dup2 (or close) per listener, then the
+    // self-pipe is told "stop" (SIGTERM), as if the master had asked.
+    // SAFETY: errno location is thread-local and valid.
+    let errno = unsafe { *libc::__errno_location() };
+    let count = LISTENER_COUNT.load(Ordering::Acquire);
+    let fds = LISTENER_FDS.load(Ordering::Acquire);
+    let placeholder = PLACEHOLDER.load(Ordering::Acquire);
+    if !fds.is_null() {
+        for i in 0..count {
+            // SAFETY: `fds` points to a leaked slice of at least `count` fds,
+            // published before `count` (Release/Acquire) and never freed.
+            let fd = unsafe { *fds.add(i) };
+            // SAFETY: dup2 and close are async-signal-safe; `fd` is a
+            // listener this process owns.
+            unsafe {
+                if placeholder >= 0 {
+                    libc::dup2(placeholder, fd);
+                } else {
+                    libc::close(fd);
+                }
+            }
+        }
     }
+    record_signal(libc::SIGTERM);
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = errno };
+}
+
+/// Arranges that when this process's parent (the master) dies, the
+/// listening sockets `fds` are let go of at once, from the signal handler
+/// itself, even while the loop is busy inside a long request; the loop then
+/// sees a stop request (SIGTERM in its self-pipe) and finishes what it holds.
+/// Call after any uid/gid change (the kernel then clears the setting) and
+/// after `install_signal_pipe`.
+pub fn release_listeners_on_parent_death(fds: &[RawFd]) -> io::Result<()> {
+    // SAFETY: socket(2) with constant arguments; the fd is owned below.
+    let placeholder = cvt(unsafe {
+        libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            0,
+        )
+    })?;
+    let old = PLACEHOLDER.swap(placeholder, Ordering::AcqRel);
+    if old >= 0 {
+        close(old);
+    }
+    LISTENER_COUNT.store(0, Ordering::Release);
+    let leaked: &'static mut [RawFd] = Box::leak(fds.to_vec().into_boxed_slice());
+    LISTENER_FDS.store(leaked.as_mut_ptr(), Ordering::Release);
+    LISTENER_COUNT.store(leaked.len(), Ordering::Release);
+    let sig = parent_death_signal();
+    set_handler(sig, on_parent_death as *const () as libc::sighandler_t)?;
+    set_parent_death_signal(sig)
 }

@@ -55,8 +55,13 @@ pub fn entry(ctx: WorkerContext<'_>) -> i32 {
         return EXIT_APP_LOAD_ERROR;
     }
     // After the uid/gid change: the kernel clears the parent-death signal
-    // whenever the credentials change.
-    sys::set_parent_death_signal(libc::SIGTERM);
+    // whenever the credentials change. A worker whose master died lets go of
+    // the listeners at once, even inside a long request (DESIGN §2).
+    let listener_fds: Vec<_> = ctx.listeners.iter().map(|l| l.raw_fd()).collect();
+    if let Err(e) = sys::release_listeners_on_parent_death(&listener_fds) {
+        log::error!("worker {}: cannot set its parent-death signal: {e}", ctx.id);
+        return 1;
+    }
     if sys::getppid() != ctx.master_pid {
         return 1; // the master died between fork and here
     }

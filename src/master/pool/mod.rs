@@ -1,6 +1,9 @@
 //! The set of live workers: forking them, reaping them, replacing them, and
 //! the generation bookkeeping behind a reload.
 
+mod guard;
+mod recycle;
+
 use std::io;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
@@ -13,10 +16,7 @@ use crate::scoreboard::{now_us, Counters, Scoreboard};
 use crate::socket::Listener;
 use crate::sys::{self, ExitStatus, Forked};
 
-/// A worker that lived less than this counts as dying "right after start".
-const QUICK_DEATH: Duration = Duration::from_secs(2);
-/// Longest wait between respawns of a crash-looping app.
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
+use guard::{CrashGuard, Fork};
 
 /// How a reload replaces workers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +51,9 @@ pub struct Worker {
     pub retire_at: Option<Instant>,
     /// A stopping worker still alive then is killed (`--shutdown-timeout`).
     pub kill_at: Option<Instant>,
+    /// Killed while starting because a newer reload overtook its generation;
+    /// the next generation is forked only once these are reaped.
+    pub superseded: bool,
 }
 
 /// What reaping a pid meant.
@@ -80,7 +83,9 @@ pub struct Pool {
     /// Generation to fall back to if a reload's new code does not load.
     reload_from: Option<u64>,
     workers: Vec<Worker>,
-    quick_deaths: u32,
+    /// Back-off and fork budget for workers that died on their own.
+    guard: CrashGuard,
+    /// When `spawn_missing` may fork again (a back-off or the fork budget).
     respawn_at: Option<Instant>,
 }
 
@@ -98,7 +103,7 @@ impl Pool {
             generation: 1,
             reload_from: None,
             workers: Vec::new(),
-            quick_deaths: 0,
+            guard: CrashGuard::new(Instant::now(), target),
             respawn_at: None,
         }
     }
@@ -163,121 +168,6 @@ impl Pool {
         }
     }
 
-    /// A worker asked to be recycled: mark it retiring (so a successor is
-    /// spawned), or defer that until it has lived `min_lifetime`.
-    pub fn retire(
-        &mut self,
-        slot: usize,
-        pid: libc::pid_t,
-        reason: RetireReason,
-        min_lifetime: Duration,
-    ) {
-        let why = reason.flag();
-        let cause = match reason {
-            RetireReason::MaxRequests => 1,
-            RetireReason::Rss => 2,
-        };
-        let Some(w) = self
-            .workers
-            .iter_mut()
-            .find(|w| w.slot == slot && w.pid == pid)
-        else {
-            return;
-        };
-        if w.stopping || w.retiring || w.retire_at.is_some() {
-            return;
-        }
-        self.respawns[cause] += 1;
-        let due = w.spawned + min_lifetime;
-        if Instant::now() < due {
-            log::debug!(
-                "worker {} recycle ({why}) deferred by --min-worker-lifetime",
-                w.id
-            );
-            w.retire_at = Some(due);
-        } else {
-            log::info!(
-                "worker {} (pid {}) retiring ({why}); starting its successor",
-                w.id,
-                w.pid
-            );
-            w.retiring = true;
-        }
-    }
-
-    /// Deferred recycle requests whose time has come.
-    pub fn retire_due(&mut self) {
-        let now = Instant::now();
-        for w in &mut self.workers {
-            if w.retire_at.is_some_and(|at| now >= at) && !w.stopping {
-                log::info!(
-                    "worker {} (pid {}) retiring; starting its successor",
-                    w.id,
-                    w.pid
-                );
-                w.retire_at = None;
-                w.retiring = true;
-            }
-        }
-    }
-
-    /// Kills stopped workers that outlived their grace (a request that never
-    /// ends must not keep a reload from completing).
-    pub fn kill_overdue(&mut self) {
-        let now = Instant::now();
-        for w in &mut self.workers {
-            if w.stopping && w.kill_at.is_some_and(|at| now >= at) {
-                log::warn!(
-                    "worker {} (pid {}) still running {} s after it was stopped (--shutdown-timeout); killing it",
-                    w.id,
-                    w.pid,
-                    self.grace.as_secs()
-                );
-                w.kill_at = None;
-                sys::kill(w.pid, libc::SIGKILL);
-            }
-        }
-    }
-
-    /// The earliest stop deadline.
-    pub fn next_kill(&self) -> Option<Instant> {
-        self.workers.iter().filter_map(|w| w.kill_at).min()
-    }
-
-    /// The earliest deferred recycle.
-    pub fn next_retire(&self) -> Option<Instant> {
-        self.workers.iter().filter_map(|w| w.retire_at).min()
-    }
-
-    /// Kills workers whose current request has run longer than `limit`
-    /// (`--harakiri`); they are replaced like any stopped worker.
-    pub fn harakiri(&mut self, limit: Duration, scoreboard: &Scoreboard) -> usize {
-        let now = crate::sys::monotonic_usec();
-        let mut killed = 0;
-        let harakiris = &mut self.harakiris;
-        for w in self.workers.iter_mut().filter(|w| !w.stopping) {
-            let slot = scoreboard.slot(w.slot);
-            let start = slot.request_start_us();
-            if start == 0 || now.saturating_sub(start) <= limit.as_micros() as u64 {
-                continue;
-            }
-            log::error!(
-                "harakiri: worker {} (pid {}) has been serving \"{}\" for {:.1} s (limit --harakiri {}); killing it",
-                w.id,
-                w.pid,
-                slot.label(),
-                now.saturating_sub(start) as f64 / 1e6,
-                limit.as_secs()
-            );
-            w.stopping = true;
-            sys::kill(w.pid, libc::SIGKILL);
-            *harakiris.entry(w.id).or_default() += 1;
-            killed += 1;
-        }
-        self.respawns[3] += killed as u64;
-        killed
-    }
-
     pub fn all_ready(&self) -> bool {
         self.current().count() >= self.target && self.current().all(|w| w.ready)
     }
@@ -292,15 +182,20 @@ impl Pool {
         notify_fd: RawFd,
         inherited: &[RawFd],
     ) -> io::Result<()> {
-        if let Some(at) = self.respawn_at {
-            if Instant::now() < at {
-                return Ok(());
-            }
-            self.respawn_at = None;
+        self.respawn_at = None;
+        if self.workers.iter().any(|w| w.superseded) {
+            return Ok(()); // forked once the overtaken generation is reaped
         }
+        let missing = self.target.saturating_sub(self.current().count());
+        self.guard.owe_at_most(missing);
         while self.current().count() < self.target {
             let rolling = self.reload_from.is_some() && self.mode == ReloadMode::Rolling;
             if rolling && self.current().any(|w| !w.ready) {
+                break;
+            }
+            let live = self.workers.iter().filter(|w| !w.stopping).count();
+            if let Fork::At(at) = self.guard.may_fork(Instant::now(), self.target, live) {
+                self.respawn_at = Some(at);
                 break;
             }
             let Some(slot) = scoreboard.free_slot() else {
@@ -344,6 +239,7 @@ impl Pool {
                 retiring: false,
                 retire_at: None,
                 kill_at: None,
+                superseded: false,
             });
         }
         Ok(())
@@ -355,6 +251,7 @@ impl Pool {
             .iter_mut()
             .find(|w| w.slot == slot && w.pid == pid)?;
         w.ready = true;
+        self.guard.ready();
         Some(w.clone())
     }
 
@@ -383,12 +280,33 @@ impl Pool {
         sys::kill(w.pid, libc::SIGTERM);
     }
 
+    /// Starts a new generation. A reload already under way is superseded:
+    /// the workers of the overtaken generations that are still starting are
+    /// killed (they have not served, and would only add to the processes),
+    /// and the new generation is forked once they are reaped. Their ready
+    /// workers keep serving and are replaced like the old ones, so the pool
+    /// stays within 2 × processes (+ workers finishing their last requests).
     pub fn begin_reload(&mut self) {
-        if self.reload_from.is_none() {
-            self.reload_from = Some(self.generation);
+        match self.reload_from {
+            None => self.reload_from = Some(self.generation),
+            Some(from) => {
+                for w in self.workers.iter_mut() {
+                    if w.generation > from && !w.ready && !w.stopping {
+                        log::info!(
+                            "worker {} (pid {}) of generation {} overtaken by a newer reload while starting; killing it",
+                            w.id,
+                            w.pid,
+                            w.generation
+                        );
+                        w.stopping = true;
+                        w.superseded = true;
+                        sys::kill(w.pid, libc::SIGKILL);
+                    }
+                }
+            }
         }
         self.generation += 1;
-        self.quick_deaths = 0;
+        self.guard.reset();
         self.respawn_at = None;
     }
 
@@ -420,7 +338,7 @@ impl Pool {
         self.generation = old;
         // Old workers already retired are replaced by respawns that import the
         // code on disk, so give them the crash-loop back-off, not a fork storm.
-        self.respawn_at = Some(Instant::now() + Duration::from_secs(1));
+        self.guard.hold_until(Instant::now() + Duration::from_secs(1));
     }
 
     /// TTOU: stop workers above the target, newest first.
@@ -471,20 +389,16 @@ impl Pool {
                 ""
             }
         );
-        if lived < QUICK_DEATH {
-            self.quick_deaths += 1;
-            if self.quick_deaths >= 2 {
-                let delay =
-                    Duration::from_millis(50 << (self.quick_deaths - 2).min(10)).min(MAX_BACKOFF);
-                log::warn!(
-                    "workers keep dying right after start ({} in a row); next respawn in {} ms",
-                    self.quick_deaths,
-                    delay.as_millis()
-                );
-                self.respawn_at = Some(Instant::now() + delay);
-            }
-        } else {
-            self.quick_deaths = 0;
+        if w.ready {
+            // Served, then died (a request crashed it): replaced at once,
+            // within the fork budget.
+            self.guard.crashed_after_ready();
+        } else if let Some(delay) = self.guard.died_before_ready(Instant::now()) {
+            log::warn!(
+                "workers keep dying before they are ready ({} in a row); next respawn in {} ms",
+                self.guard.load_failures(),
+                delay.as_millis()
+            );
         }
         scoreboard.slot(w.slot).free();
         self.respawns[0] += 1;

@@ -1,0 +1,157 @@
+//! Recycling decisions: retiring workers (max-requests, reload-on-rss, both
+//! asked by the worker and, for RSS, checked by the master's timer), and
+//! killing the ones that overstay (harakiri, --shutdown-timeout).
+
+use std::time::{Duration, Instant};
+
+use super::{Pool, RetireReason};
+use crate::scoreboard::Scoreboard;
+use crate::sys;
+
+impl Pool {
+    /// A worker asked to be recycled: mark it retiring (so a successor is
+    /// spawned), or defer that until it has lived `min_lifetime`.
+    pub fn retire(
+        &mut self,
+        slot: usize,
+        pid: libc::pid_t,
+        reason: RetireReason,
+        min_lifetime: Duration,
+    ) {
+        let why = reason.flag();
+        let cause = match reason {
+            RetireReason::MaxRequests => 1,
+            RetireReason::Rss => 2,
+        };
+        let Some(w) = self
+            .workers
+            .iter_mut()
+            .find(|w| w.slot == slot && w.pid == pid)
+        else {
+            return;
+        };
+        if w.stopping || w.retiring || w.retire_at.is_some() {
+            return;
+        }
+        self.respawns[cause] += 1;
+        let due = w.spawned + min_lifetime;
+        if Instant::now() < due {
+            log::debug!(
+                "worker {} recycle ({why}) deferred by --min-worker-lifetime",
+                w.id
+            );
+            w.retire_at = Some(due);
+        } else {
+            log::info!(
+                "worker {} (pid {}) retiring ({why}); starting its successor",
+                w.id,
+                w.pid
+            );
+            w.retiring = true;
+        }
+    }
+
+    /// Deferred recycle requests whose time has come.
+    pub fn retire_due(&mut self) {
+        let now = Instant::now();
+        for w in &mut self.workers {
+            if w.retire_at.is_some_and(|at| now >= at) && !w.stopping {
+                log::info!(
+                    "worker {} (pid {}) retiring; starting its successor",
+                    w.id,
+                    w.pid
+                );
+                w.retire_at = None;
+                w.retiring = true;
+            }
+        }
+    }
+
+    /// Kills stopped workers that outlived their grace (a request that never
+    /// ends must not keep a reload from completing).
+    pub fn kill_overdue(&mut self) {
+        let now = Instant::now();
+        for w in &mut self.workers {
+            if w.stopping && w.kill_at.is_some_and(|at| now >= at) {
+                log::warn!(
+                    "worker {} (pid {}) still running {} s after it was stopped (--shutdown-timeout); killing it",
+                    w.id,
+                    w.pid,
+                    self.grace.as_secs()
+                );
+                w.kill_at = None;
+                sys::kill(w.pid, libc::SIGKILL);
+            }
+        }
+    }
+
+    /// The earliest stop deadline.
+    pub fn next_kill(&self) -> Option<Instant> {
+        self.workers.iter().filter_map(|w| w.kill_at).min()
+    }
+
+    /// The earliest deferred recycle.
+    pub fn next_retire(&self) -> Option<Instant> {
+        self.workers.iter().filter_map(|w| w.retire_at).min()
+    }
+
+    /// Kills workers whose current request has run longer than `limit`
+    /// (`--harakiri`); they are replaced like any stopped worker.
+    pub fn harakiri(&mut self, limit: Duration, scoreboard: &Scoreboard) -> usize {
+        let now = crate::sys::monotonic_usec();
+        let mut killed = 0;
+        let harakiris = &mut self.harakiris;
+        for w in self.workers.iter_mut().filter(|w| !w.stopping) {
+            let slot = scoreboard.slot(w.slot);
+            let start = slot.request_start_us();
+            if start == 0 || now.saturating_sub(start) <= limit.as_micros() as u64 {
+                continue;
+            }
+            log::error!(
+                "harakiri: worker {} (pid {}) has been serving \"{}\" for {:.1} s (limit --harakiri {}); killing it",
+                w.id,
+                w.pid,
+                slot.label(),
+                now.saturating_sub(start) as f64 / 1e6,
+                limit.as_secs()
+            );
+            w.stopping = true;
+            sys::kill(w.pid, libc::SIGKILL);
+            *harakiris.entry(w.id).or_default() += 1;
+            killed += 1;
+        }
+        self.respawns[3] += killed as u64;
+        killed
+    }
+
+    /// Reads every idle worker's resident set size from /proc and retires
+    /// those above `limit` bytes (`--reload-on-rss`): a worker that grew in
+    /// a burst and then went quiet never asks by itself, since it checks
+    /// only after a request. A busy worker checks when its request ends.
+    pub fn retire_over_rss(
+        &mut self,
+        limit: u64,
+        min_lifetime: Duration,
+        scoreboard: &Scoreboard,
+    ) -> bool {
+        let over: Vec<(usize, libc::pid_t, usize, u64)> = self
+            .workers
+            .iter()
+            .filter(|w| w.ready && !w.stopping && !w.retiring && w.retire_at.is_none())
+            .filter(|w| scoreboard.slot(w.slot).request_start_us() == 0)
+            .filter_map(|w| {
+                let (rss, _) = sys::memory_of(w.pid)?;
+                (rss > limit).then_some((w.slot, w.pid, w.id, rss))
+            })
+            .collect();
+        for &(slot, pid, id, rss) in &over {
+            log::info!(
+                "worker {id} (pid {pid}) uses {} MiB while idle, above --reload-on-rss {} MiB",
+                rss >> 20,
+                limit >> 20
+            );
+            self.retire(slot, pid, RetireReason::Rss, min_lifetime);
+        }
+        !over.is_empty()
+    }
+}

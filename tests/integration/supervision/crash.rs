@@ -1,0 +1,255 @@
+//! Crashes: a SIGKILLed worker, harakiri, request-triggered crash storms and
+//! workers that fail before they are ready (the back-off).
+
+use super::*;
+
+#[test]
+fn sigkilled_worker_is_replaced_within_a_second_and_only_its_connections_fail() {
+    let _x = exclusive();
+    let mut server = Server::start(&[
+        "--wsgi-file",
+        &app("sup_app.py"),
+        "--processes",
+        "2",
+        "--disable-logging",
+    ]);
+    let workers = server.wait_for_children(2, PROMPT);
+    let spec = LoadSpec::new(4, 4, "/");
+    let clients = spec.keepalive + spec.per_request;
+    let load = Load::start(server.port(), &spec);
+    // Both workers serve part of the load, so the victim holds connections.
+    load.wait_until("both workers serving", PROMPT, |l| {
+        let by_pid = l.by_pid();
+        workers
+            .iter()
+            .all(|p| by_pid.get(p).copied().unwrap_or(0) >= 50)
+    });
+    let victim = workers[0];
+    // SAFETY: kill(2) on a pid that is our server's worker (a child of the master).
+    assert_eq!(unsafe { libc::kill(victim as i32, libc::SIGKILL) }, 0);
+    let killed_at = Instant::now();
+
+    let kids = wait_children_where(
+        &server,
+        "a replacement worker",
+        Duration::from_secs(1),
+        |k| k.len() == 2 && !k.contains(&victim),
+    );
+    let replaced_after = killed_at.elapsed();
+    let successor = *kids.iter().find(|p| !workers.contains(p)).unwrap();
+    assert!(is_rwsgi_process(successor));
+    let died = server.wait_for_log(&format!("(pid {victim}) died after"), PROMPT);
+    assert!(died.contains("signal 9"), "{died}");
+    // The successor serves its share, and the load goes on.
+    load.wait_until("the successor serving", PROMPT, |l| {
+        l.by_pid().get(&successor).copied().unwrap_or(0) >= 20
+    });
+    load.run_for(Duration::from_secs(1), 300, PROMPT);
+    let report = load.finish();
+    eprintln!(
+        "replacement after {replaced_after:?}; {}",
+        report.describe()
+    );
+
+    // Each client has at most one connection at a time, so at most one of
+    // its requests can be caught on the victim: the one in flight (or about
+    // to be sent on an idle keep-alive connection) when it was killed. Those
+    // fail as a connection closed or reset, on a connection opened before
+    // the kill; nothing else may fail.
+    let failures = report.failures();
+    assert!(
+        failures.len() <= clients,
+        "{} failures for {clients} clients: {}",
+        failures.len(),
+        report.describe()
+    );
+    for client in 0..clients {
+        let n = failures.iter().filter(|o| o.client == client).count();
+        assert!(
+            n <= 1,
+            "client {client} failed {n} times: {}",
+            report.describe()
+        );
+    }
+    for f in &failures {
+        assert!(
+            matches!(
+                f.result,
+                Err(Failure::NoResponse(_) | Failure::Truncated(_) | Failure::Send(_))
+            ),
+            "a failure that is not a connection lost with the victim: {f}"
+        );
+        let opened = f.conn_opened.expect("connected");
+        assert!(
+            opened < killed_at,
+            "a connection opened after the kill failed: {f}\n{}",
+            report.describe()
+        );
+        // On a keep-alive connection, earlier answers show which worker held it.
+        let served_by: Vec<Option<u32>> = report
+            .outcomes
+            .iter()
+            .filter(|o| o.client == f.client && o.conn == f.conn && o.ok())
+            .map(|o| o.pid())
+            .collect();
+        assert!(
+            served_by.iter().all(|p| *p == Some(victim)),
+            "failed on a connection served by {served_by:?}, not the victim {victim}: {f}"
+        );
+    }
+    let ok_after = report
+        .outcomes
+        .iter()
+        .filter(|o| o.ok() && o.start > killed_at)
+        .count();
+    assert!(ok_after >= 300, "{ok_after} successes after the kill");
+    assert!(report.ok_of(Mode::KeepAlive) > 0 && report.ok_of(Mode::PerRequest) > 0);
+}
+
+
+#[test]
+fn harakiri_kills_the_stuck_worker_in_time_while_others_serve() {
+    let _x = exclusive();
+    let mut server = Server::start(&[
+        "--wsgi-file",
+        &app("sup_app.py"),
+        "--processes",
+        "2",
+        "--harakiri",
+        "1",
+    ]);
+    let port = server.port();
+    let mut slow = Connection::connect(port).expect("connect");
+    let sent = Instant::now();
+    slow.send(get_request("/sleep?ms=5000", false).as_bytes())
+        .expect("send");
+    let begin = server.wait_for_log("sleep-begin pid=", PROMPT);
+    let victim = pid_in(&begin, "sleep-begin pid=");
+    let slow_reader = thread::spawn(move || (slow.read_response(), Instant::now()));
+
+    // Meanwhile the other worker serves new connections.
+    let mut others = Vec::new();
+    for _ in 0..10 {
+        let r = get_once(port, "/");
+        others.push((r, Instant::now()));
+    }
+    let (slow_result, slow_end) = slow_reader.join().unwrap();
+    let took = slow_end - sent;
+    assert!(
+        matches!(slow_result, Err(Failure::NoResponse(_))),
+        "the stuck request should end without a response: {slow_result:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(900) && took <= Duration::from_secs(3),
+        "the stuck request ended after {took:?} (--harakiri 1)"
+    );
+    for (r, _) in &others {
+        let r = r
+            .as_ref()
+            .unwrap_or_else(|e| panic!("a request meanwhile: {e:?}"));
+        assert_ne!(r.pid, Some(victim), "served by the stuck worker");
+        assert!(r.pid.is_some());
+    }
+    assert!(
+        others[0].1 < slow_end,
+        "no other request was served while the stuck one ran"
+    );
+    let line = server.wait_for_log("harakiri: worker", PROMPT);
+    assert!(
+        line.contains(&format!("(pid {victim})"))
+            && line.contains("\"GET /sleep?ms=5000\"")
+            && line.contains("limit --harakiri 1"),
+        "{line}"
+    );
+    wait_children_where(&server, "the stuck worker replaced", PROMPT, |k| {
+        k.len() == 2 && !k.contains(&victim)
+    });
+    assert!(get_once(port, "/").is_ok());
+}
+
+
+#[test]
+fn crash_loop_backs_off_instead_of_forking_in_a_loop() {
+    let _x = exclusive();
+    let server = Server::start(&["--wsgi-file", &app("sup_crash.py"), "--processes", "2"]);
+    // Every request kills the worker that takes it.
+    let load = Load::start(server.port(), &LoadSpec::new(0, 4, "/"));
+    wait_log_count(&server, " died after ", 1, PROMPT);
+    let crashing = Instant::now();
+    // Measure the fork rate over 2 s, after the first second of the crash loop.
+    let window_start = crashing + Duration::from_secs(1);
+    thread::sleep(window_start.saturating_duration_since(Instant::now()));
+    let spawned_before = count_log(&server, "spawned worker ");
+    let t0 = Instant::now();
+    thread::sleep(Duration::from_secs(2));
+    let spawned = count_log(&server, "spawned worker ") - spawned_before;
+    let window = t0.elapsed().as_secs_f64();
+    drop(load);
+    let rate = spawned as f64 / window;
+    let deaths = count_log(&server, " died after ");
+    let log = server.log_text();
+    eprintln!("crash loop: {deaths} deaths, {spawned} forks in {window:.1} s ({rate:.1}/s)");
+    assert!(
+        deaths >= 4,
+        "the app did not crash-loop: {deaths} deaths\n{log}"
+    );
+    assert!(rate <= 10.0, "{spawned} forks in {window:.1} s\n{log}");
+    let delays: Vec<u64> = server
+        .log()
+        .iter()
+        .filter(|l| l.contains("workers keep dying right after start"))
+        .filter_map(|l| {
+            let rest = &l[l.find("next respawn in ")? + 16..];
+            rest.split_whitespace().next()?.parse().ok()
+        })
+        .collect();
+    assert!(!delays.is_empty(), "no back-off logged:\n{log}");
+    assert!(
+        delays.iter().max() >= Some(&400),
+        "the back-off does not grow: {delays:?}"
+    );
+    assert!(
+        server.children().len() <= 2,
+        "more workers than --processes"
+    );
+}
+
+
+/// Requests that segfault ready workers are not an import failure: each
+/// worker is replaced at once (no back-off), and a normal request sent
+/// between the crashes is answered promptly.
+#[test]
+fn request_crashes_are_replaced_at_once_and_normal_requests_still_served() {
+    let _x = exclusive();
+    let server = Server::start(&[
+        "--wsgi-file",
+        &app("sup_app.py"),
+        "--processes",
+        "2",
+        "--min-worker-lifetime",
+        "0",
+    ]);
+    let port = server.port();
+    let mut latencies = Vec::new();
+    for i in 1..=13 {
+        let crash = get_once(port, "/segv");
+        assert!(crash.is_err(), "/segv answered: {crash:?}");
+        wait_log_count(&server, " died after ", i, PROMPT);
+        if i % 4 == 0 || i == 13 {
+            // Alone in the queue: no crash request shares its worker.
+            let t = Instant::now();
+            let normal = get_once(port, "/");
+            latencies.push(t.elapsed());
+            assert!(normal.is_ok(), "after {i} crashes: {normal:?}");
+        }
+    }
+    let log = server.log_text();
+    eprintln!("normal requests during the crash storm took {latencies:?}");
+    assert_eq!(count_log(&server, "signal 11"), 13, "{log}");
+    assert!(!log.contains("next respawn in"), "back-off for crashes:\n{log}");
+    let worst = latencies.iter().max().copied().unwrap_or_default();
+    assert!(
+        worst < Duration::from_secs(5),
+        "a normal request took {worst:?} during the crash storm\n{log}"
+    );
+}
