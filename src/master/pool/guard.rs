@@ -29,6 +29,8 @@ const MILLI: u64 = 1000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fork {
     Now,
+    /// Now, though the budget is spent: no worker is alive or starting.
+    Floor,
     /// Not before then (a back-off, or no token for a crash replacement).
     At(Instant),
 }
@@ -118,9 +120,7 @@ impl CrashGuard {
             return Fork::Now;
         }
         self.refill(now, target);
-        if self.tokens >= MILLI {
-            self.tokens -= MILLI;
-        } else if live > 0 {
+        if self.tokens < MILLI && live > 0 {
             let rate = rate(target);
             let wait_ms = (MILLI - self.tokens).div_ceil(rate);
             if !self.throttle_logged {
@@ -128,17 +128,24 @@ impl CrashGuard {
                 log::warn!(
                     "workers keep crashing in requests: replacing them at most {} per second \
                      (keeping at least one worker)",
-                    rate * 1000 / MILLI
+                    target.max(1)
                 );
             }
             return Fork::At(now + Duration::from_millis(wait_ms));
         }
-        // else: the floor. The pool must not be empty; no token needed.
+        let floor = self.tokens < MILLI;
+        if !floor {
+            self.tokens -= MILLI;
+        }
         self.owed -= 1;
         if self.owed == 0 {
             self.throttle_logged = false;
         }
-        Fork::Now
+        if floor {
+            Fork::Floor
+        } else {
+            Fork::Now
+        }
     }
 
     fn refill(&mut self, now: Instant, target: usize) {
@@ -227,7 +234,7 @@ mod tests {
         assert!(matches!(g.may_fork(t, 1, 1), Fork::At(_)));
         // No worker alive or starting: fork anyway, as often as it happens.
         for _ in 0..10 {
-            assert_eq!(g.may_fork(t, 1, 0), Fork::Now);
+            assert_eq!(g.may_fork(t, 1, 0), Fork::Floor);
             g.crashed_after_ready();
         }
     }

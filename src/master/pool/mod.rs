@@ -194,10 +194,14 @@ impl Pool {
                 break;
             }
             let live = self.workers.iter().filter(|w| !w.stopping).count();
-            if let Fork::At(at) = self.guard.may_fork(Instant::now(), self.target, live) {
-                self.respawn_at = Some(at);
-                break;
-            }
+            let floor = match self.guard.may_fork(Instant::now(), self.target, live) {
+                Fork::Now => "",
+                Fork::Floor => "; fork budget spent, but no worker is left",
+                Fork::At(at) => {
+                    self.respawn_at = Some(at);
+                    break;
+                }
+            };
             let Some(slot) = scoreboard.free_slot() else {
                 return Err(io::Error::other("no free scoreboard slot"));
             };
@@ -225,7 +229,7 @@ impl Pool {
             scoreboard.slot(slot).set_pid(pid);
             *self.spawns.entry(id).or_default() += 1;
             log::info!(
-                "spawned worker {id} (pid {pid}, generation {})",
+                "spawned worker {id} (pid {pid}, generation {}{floor})",
                 self.generation
             );
             self.workers.push(Worker {
@@ -289,21 +293,7 @@ impl Pool {
     pub fn begin_reload(&mut self) {
         match self.reload_from {
             None => self.reload_from = Some(self.generation),
-            Some(from) => {
-                for w in self.workers.iter_mut() {
-                    if w.generation > from && !w.ready && !w.stopping {
-                        log::info!(
-                            "worker {} (pid {}) of generation {} overtaken by a newer reload while starting; killing it",
-                            w.id,
-                            w.pid,
-                            w.generation
-                        );
-                        w.stopping = true;
-                        w.superseded = true;
-                        sys::kill(w.pid, libc::SIGKILL);
-                    }
-                }
-            }
+            Some(from) => self.kill_starting(from, "overtaken by a newer reload"),
         }
         self.generation += 1;
         self.guard.reset();
@@ -329,6 +319,7 @@ impl Pool {
         };
         // Every generation newer than the one we fall back to goes, including
         // one left over from an earlier reload that was overtaken by this one.
+        self.kill_starting(old, "its generation does not load");
         let grace = self.grace;
         for w in self.workers.iter_mut().filter(|w| w.generation > old) {
             if !w.stopping {
@@ -338,7 +329,27 @@ impl Pool {
         self.generation = old;
         // Old workers already retired are replaced by respawns that import the
         // code on disk, so give them the crash-loop back-off, not a fork storm.
-        self.guard.hold_until(Instant::now() + Duration::from_secs(1));
+        self.guard
+            .hold_until(Instant::now() + Duration::from_secs(1));
+    }
+
+    /// Kills the workers of generations newer than `generation` that are still
+    /// starting: they have served nothing, and a SIGTERM would only be seen
+    /// once their import ends. Forks wait until they are reaped.
+    fn kill_starting(&mut self, generation: u64, why: &str) {
+        for w in self.workers.iter_mut() {
+            if w.generation > generation && !w.ready && !w.stopping {
+                log::info!(
+                    "worker {} (pid {}) of generation {} killed while starting: {why}",
+                    w.id,
+                    w.pid,
+                    w.generation
+                );
+                w.stopping = true;
+                w.superseded = true;
+                sys::kill(w.pid, libc::SIGKILL);
+            }
+        }
     }
 
     /// TTOU: stop workers above the target, newest first.

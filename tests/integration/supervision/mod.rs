@@ -13,7 +13,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::harness::{app, is_rwsgi_process, Server, PROMPT};
+use crate::harness::{app, is_rwsgi_process, send_signal, Server, PROMPT};
 use crate::load::{
     get_once, get_request, Connection, Failure, Load, LoadSpec, Mode, Outcome, Reply,
 };
@@ -137,7 +137,11 @@ impl TempApp {
             "\nVERSION = \"v1\"\n",
             &format!("\nVERSION = \"{version}\"  {padding}\n"),
         );
-        std::fs::write(&self.file, text + tail).expect("write the app");
+        // Written aside and renamed, so a worker importing meanwhile reads
+        // either version whole, never a half-written file.
+        let aside = self.dir.join("sup_app.py.new");
+        std::fs::write(&aside, text + tail).expect("write the app");
+        std::fs::rename(&aside, &self.file).expect("replace the app");
     }
 
     fn path(&self) -> String {

@@ -47,7 +47,9 @@ fn sigkilled_master_workers_release_the_port_so_a_new_master_starts() {
         "the orphan did not keep finishing its request"
     );
     assert!(
-        second.logged_worker_pids().contains(&reply.pid.expect("X-Pid")),
+        second
+            .logged_worker_pids()
+            .contains(&reply.pid.expect("X-Pid")),
         "answered by {:?}, not the new master's worker",
         reply.pid
     );

@@ -44,7 +44,6 @@ fn max_requests_recycles_workers_under_load_without_failures() {
     assert!(count_log(&server, "stopped (exit code 0)") >= 4, "{log}");
 }
 
-
 #[test]
 fn ttin_and_ttou_resize_the_pool_but_never_below_one() {
     let _x = exclusive();
@@ -84,7 +83,6 @@ fn ttin_and_ttou_resize_the_pool_but_never_below_one() {
     assert_eq!(server.children().len(), 1);
 }
 
-
 #[test]
 fn reload_on_rss_retires_workers_without_failures() {
     let _x = exclusive();
@@ -121,7 +119,6 @@ fn reload_on_rss_retires_workers_without_failures() {
     assert!(!log.contains(" died after "), "a worker died:\n{log}");
 }
 
-
 /// A worker that grew past --reload-on-rss in a request and then stays idle
 /// is replaced by the master's own RSS check, with no further request.
 #[test]
@@ -152,7 +149,8 @@ fn reload_on_rss_replaces_an_idle_worker_without_further_requests() {
     assert!(is_rwsgi_process(kids[0]));
     let log = server.log_text();
     assert!(
-        log.contains(&format!("(pid {hog_pid}) uses ")) && log.contains("above --reload-on-rss 100 MiB"),
+        log.contains(&format!("(pid {hog_pid}) uses "))
+            && log.contains("above --reload-on-rss 100 MiB"),
         "no RSS line from the master:\n{log}"
     );
     let again = get_once(server.port(), "/").expect("the successor answers");

@@ -165,7 +165,6 @@ fn hup_a_new_connection_while_old_workers_wind_down_is_accepted() {
     drop((k2, held));
 }
 
-
 #[test]
 fn master_phases_follow_start_reload_and_shutdown() {
     let _x = exclusive();
@@ -197,7 +196,6 @@ fn master_phases_follow_start_reload_and_shutdown() {
     assert!(at("SIGTERM") < at("Running -> ShuttingDown"));
     assert!(at("Running -> ShuttingDown") < at("master exiting with code 0"));
 }
-
 
 /// A request that never ends must not keep a reload from completing: the old
 /// worker is killed once --shutdown-timeout has passed since it was stopped.
@@ -284,9 +282,16 @@ fn hup_storm_stays_bounded(mode: &str) {
     stop.store(true, Ordering::Relaxed);
     let peak = poller.join().expect("the poller");
     let report = load.finish();
-    eprintln!("HUP storm ({mode}): peak {peak} children; {}", report.summary());
+    eprintln!(
+        "HUP storm ({mode}): peak {peak} children; {}",
+        report.summary()
+    );
     report.assert_no_failures(&format!("a HUP storm in {mode} mode"));
-    assert!(peak <= 9, "{peak} children for 4 workers\n{}", server.log_text());
+    assert!(
+        peak <= 9,
+        "{peak} children for 4 workers\n{}",
+        server.log_text()
+    );
     let stale: Vec<String> = report
         .outcomes
         .iter()

@@ -179,7 +179,6 @@ fn sigterm_straggler_killed_after_shutdown_timeout_resets_no_accepted_connection
     );
 }
 
-
 #[test]
 fn sigint_exits_fast_even_with_a_stuck_request() {
     let _x = exclusive();
@@ -209,7 +208,6 @@ fn sigint_exits_fast_even_with_a_stuck_request() {
         .collect();
     assert!(left.is_empty(), "workers left after SIGINT: {left:?}");
 }
-
 
 #[test]
 fn shutdown_delay_keeps_serving_for_that_long_then_exits_zero() {
@@ -278,4 +276,3 @@ fn shutdown_delay_keeps_serving_for_that_long_then_exits_zero() {
         .log_text()
         .contains("still serving for 1 s before draining (--shutdown-delay)"));
 }
-
