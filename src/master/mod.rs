@@ -3,6 +3,7 @@
 //! initialises Python; it receives the worker entry point as a function.
 
 pub mod endpoints;
+mod drain;
 mod notice;
 mod pool;
 mod signals;
@@ -284,90 +285,6 @@ impl Master {
                 None => log::info!("SIGUSR1: logs go to stderr; nothing to reopen"),
             },
             Action::Ignore => {}
-        }
-    }
-
-    /// Shuts the server down; `why` (a signal's name, or a reason) is logged.
-    fn shutdown(&mut self, graceful: bool, why: &str) {
-        if self.phase == Phase::ShuttingDown && graceful {
-            return;
-        }
-        log::info!(
-            "{why}: {} shutdown of {} worker(s)",
-            if graceful { "graceful" } else { "fast" },
-            self.pool.len(),
-        );
-        self.set_phase(Phase::ShuttingDown);
-        let delay = self.config.shutdown_delay;
-        if graceful && !delay.is_zero() && self.drain_at.is_none() {
-            log::info!(
-                "still serving for {} s before draining (--shutdown-delay)",
-                delay.as_secs()
-            );
-            self.drain_at = Some(Instant::now() + delay);
-            return;
-        }
-        self.drain_at = None;
-        self.drain(graceful);
-    }
-
-    /// Stops the workers. The master closes its copies of the listeners, so
-    /// once the workers have taken what waits in the queue and closed theirs,
-    /// new connections are refused rather than accepted and then reset.
-    fn drain(&mut self, graceful: bool) {
-        let grace = if graceful {
-            self.config.shutdown_timeout
-        } else {
-            Duration::from_secs(1)
-        };
-        log::info!(
-            "draining {} worker(s); killing stragglers after {} s",
-            self.pool.len(),
-            grace.as_secs_f32()
-        );
-        if self.pool.is_empty() {
-            self.shut_listeners();
-        }
-        // USR2: each worker takes what is queued, then shuts the shared
-        // listeners, so later connections are refused, never queued and reset.
-        self.pool.stop_all(if graceful {
-            libc::SIGUSR2
-        } else {
-            libc::SIGINT
-        });
-        let kill_at = Instant::now() + grace;
-        self.kill_at = Some(self.kill_at.map_or(kill_at, |k| k.min(kill_at)));
-    }
-
-    /// Answers whatever still waits in the accept queues with 503 (only
-    /// stragglers are left to serve it) and shuts the listeners, so nothing
-    /// accepted by the kernel is reset without an answer.
-    fn shut_listeners(&mut self) {
-        for l in &self.listeners {
-            if l.inherited {
-                // [systemd hook] Not ours to shut: systemd keeps the socket,
-                // and what waits in it is served by our successor.
-                continue;
-            }
-            let fd = l.raw_fd();
-            let mut answered = 0;
-            while let Some(conn) = sys::accept_nonblocking(fd) {
-                if l.protocol == crate::config::Protocol::Http {
-                    let mut out = Vec::new();
-                    let now = crate::scoreboard::now_us() / 1_000_000;
-                    let date = crate::protocol::date::http_date(now);
-                    crate::protocol::http::write_simple_response(&mut out, 503, &date, true);
-                    let _ = sys::send_all(conn.as_raw_fd(), &[&out], Duration::from_millis(100));
-                }
-                answered += 1;
-            }
-            if answered > 0 {
-                log::warn!(
-                    "answered {answered} queued connection(s) on {} with 503: shutting down",
-                    l.addr
-                );
-            }
-            sys::shutdown_listener(fd);
         }
     }
 

@@ -26,20 +26,29 @@ pub enum Action {
     Ignore,
 }
 
+/// The meaning of each handled signal. SIGUSR2 is caught only so that it
+/// does not kill the master (its default action): it is logged and ignored.
+const ACTIONS: &[(libc::c_int, Action)] = &[
+    (libc::SIGCHLD, Action::Reap),
+    (libc::SIGTERM, Action::GracefulShutdown),
+    (libc::SIGINT, Action::FastShutdown),
+    (libc::SIGQUIT, Action::FastShutdown),
+    (libc::SIGHUP, Action::Reload),
+    (libc::SIGTTIN, Action::AddWorker),
+    (libc::SIGTTOU, Action::RemoveWorker),
+    (libc::SIGUSR1, Action::ReopenLogs),
+    (libc::SIGUSR2, Action::Ignore),
+];
+
 pub fn action(sig: libc::c_int) -> Action {
-    match sig {
-        libc::SIGCHLD => Action::Reap,
-        libc::SIGTERM => Action::GracefulShutdown,
-        libc::SIGINT | libc::SIGQUIT => Action::FastShutdown,
-        libc::SIGHUP => Action::Reload,
-        libc::SIGTTIN => Action::AddWorker,
-        libc::SIGTTOU => Action::RemoveWorker,
-        libc::SIGUSR1 => Action::ReopenLogs,
-        _ => {
-            log::warn!("{} ignored", crate::sys::signal_name(sig));
-            Action::Ignore
-        }
+    let action = ACTIONS
+        .iter()
+        .find(|(s, _)| *s == sig)
+        .map_or(Action::Ignore, |&(_, a)| a);
+    if action == Action::Ignore {
+        log::warn!("{} ignored", crate::sys::signal_name(sig));
     }
+    action
 }
 
 #[cfg(test)]
@@ -47,12 +56,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_handled_signal_has_an_action() {
+    fn every_handled_signal_has_exactly_one_action_and_only_those_do() {
+        let mut handled = HANDLED.to_vec();
+        handled.sort_unstable();
+        handled.dedup();
+        assert_eq!(handled.len(), HANDLED.len(), "a signal handled twice");
+        let mut mapped: Vec<libc::c_int> = ACTIONS.iter().map(|&(s, _)| s).collect();
+        mapped.sort_unstable();
+        assert_eq!(mapped, handled, "ACTIONS and HANDLED disagree");
+    }
+
+    #[test]
+    fn signals_mean_what_the_man_page_says() {
         assert_eq!(action(libc::SIGTERM), Action::GracefulShutdown);
+        assert_eq!(action(libc::SIGINT), Action::FastShutdown);
         assert_eq!(action(libc::SIGQUIT), Action::FastShutdown);
         assert_eq!(action(libc::SIGHUP), Action::Reload);
-        for &s in HANDLED {
-            let _ = action(s);
-        }
+        assert_eq!(action(libc::SIGTTIN), Action::AddWorker);
+        assert_eq!(action(libc::SIGTTOU), Action::RemoveWorker);
+        assert_eq!(action(libc::SIGUSR1), Action::ReopenLogs);
+        assert_eq!(action(libc::SIGCHLD), Action::Reap);
+        assert_eq!(action(libc::SIGWINCH), Action::Ignore);
+        // Only SIGUSR2 is caught without an action of its own.
+        let idle: Vec<_> = HANDLED
+            .iter()
+            .filter(|&&s| action(s) == Action::Ignore)
+            .collect();
+        assert_eq!(idle, [&libc::SIGUSR2]);
     }
 }
