@@ -2,8 +2,8 @@
 //! workers and supervises them from a single-threaded mio loop. It never
 //! initialises Python; it receives the worker entry point as a function.
 
-pub mod endpoints;
 mod drain;
+pub mod endpoints;
 mod notice;
 mod pool;
 mod signals;
