@@ -18,6 +18,9 @@ use crate::sys::{self, ExitStatus, Forked};
 
 use guard::{CrashGuard, Fork};
 
+/// Longest wait for killed starting workers to be reaped before forking.
+const SUPERSEDED_WAIT: Duration = Duration::from_secs(1);
+
 /// How a reload replaces workers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReloadMode {
@@ -51,9 +54,9 @@ pub struct Worker {
     pub retire_at: Option<Instant>,
     /// A stopping worker still alive then is killed (`--shutdown-timeout`).
     pub kill_at: Option<Instant>,
-    /// Killed while starting because a newer reload overtook its generation;
-    /// the next generation is forked only once these are reaped.
-    pub superseded: bool,
+    /// When it was killed while starting (its reload was overtaken or
+    /// failed); the next generation is forked once these are reaped.
+    pub superseded: Option<Instant>,
 }
 
 /// What reaping a pid meant.
@@ -183,8 +186,14 @@ impl Pool {
         inherited: &[RawFd],
     ) -> io::Result<()> {
         self.respawn_at = None;
-        if self.workers.iter().any(|w| w.superseded) {
-            return Ok(()); // forked once the overtaken generation is reaped
+        // Forks wait for the killed starters to be reaped (milliseconds), but
+        // not for ever: one stuck in the kernel must not stall the pool.
+        if let Some(at) = self.workers.iter().filter_map(|w| w.superseded).min() {
+            let until = at + SUPERSEDED_WAIT;
+            if Instant::now() < until {
+                self.respawn_at = Some(until);
+                return Ok(());
+            }
         }
         let missing = self.target.saturating_sub(self.current().count());
         self.guard.owe_at_most(missing);
@@ -243,7 +252,7 @@ impl Pool {
                 retiring: false,
                 retire_at: None,
                 kill_at: None,
-                superseded: false,
+                superseded: None,
             });
         }
         Ok(())
@@ -346,7 +355,7 @@ impl Pool {
                     w.generation
                 );
                 w.stopping = true;
-                w.superseded = true;
+                w.superseded = Some(Instant::now());
                 sys::kill(w.pid, libc::SIGKILL);
             }
         }

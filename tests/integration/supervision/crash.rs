@@ -207,9 +207,10 @@ fn a_crash_storm_is_replaced_within_the_fork_budget_without_back_off() {
         log.contains("workers keep crashing in requests: replacing them at most 2 per second"),
         "{log}"
     );
-    // 2 per second, plus one token of slack for the refill at the edges.
+    // 2 per second; a token of slack at each edge of the window (what was
+    // left in the bucket, a log line read late).
     assert!(
-        budgeted as f64 <= 2.0 * window + 1.0,
+        budgeted as f64 <= 2.0 * window + 2.0,
         "{budgeted} budgeted forks in {window:.1} s\n{log}"
     );
     assert!(most <= 2, "{most} workers for --processes 2");
