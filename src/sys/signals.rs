@@ -108,7 +108,7 @@ fn set_parent_death_signal(sig: libc::c_int) -> io::Result<()> {
 /// published once per process before the handler is installed).
 static LISTENER_FDS: AtomicPtr<RawFd> = AtomicPtr::new(std::ptr::null_mut());
 static LISTENER_COUNT: AtomicUsize = AtomicUsize::new(0);
-/// An unbound, non-listening socket dup2'ed over each listener: the port is
+/// An unbound, non-listening socket duplicated over each listener: the port is
 /// released, the fd number stays taken (no later open can reuse it under the
 /// loop's feet), and accept() on it fails with EINVAL, which the loop treats
 /// as a listener shut by a sibling.
@@ -116,12 +116,12 @@ static PLACEHOLDER: AtomicI32 = AtomicI32::new(-1);
 
 /// The parent-death signal of a worker. A real-time signal: nothing else
 /// sends it, so its handler can assume the master is gone.
-pub fn parent_death_signal() -> libc::c_int {
+fn parent_death_signal() -> libc::c_int {
     libc::SIGRTMIN()
 }
 
 extern "C" fn on_parent_death(_sig: libc::c_int) {
-    // Only async-signal-safe work: dup2 (or close) per listener, then the
+    // Only async-signal-safe work: dup3 (or close) per listener, then the
     // self-pipe is told "stop" (SIGTERM), as if the master had asked.
     // SAFETY: errno location is thread-local and valid.
     let errno = unsafe { *libc::__errno_location() };
@@ -133,11 +133,12 @@ extern "C" fn on_parent_death(_sig: libc::c_int) {
             // SAFETY: `fds` points to a leaked slice of at least `count` fds,
             // published before `count` (Release/Acquire) and never freed.
             let fd = unsafe { *fds.add(i) };
-            // SAFETY: dup2 and close are async-signal-safe; `fd` is a
-            // listener this process owns.
+            // SAFETY: dup3 and close are plain syscalls, async-signal-safe;
+            // `fd` is a listener this process owns. O_CLOEXEC keeps the fd
+            // as private as the listener was.
             unsafe {
                 if placeholder >= 0 {
-                    libc::dup2(placeholder, fd);
+                    libc::dup3(placeholder, fd, libc::O_CLOEXEC);
                 } else {
                     libc::close(fd);
                 }

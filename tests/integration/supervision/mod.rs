@@ -1,11 +1,17 @@
-//! Supervision under real load (DESIGN §2): a SIGKILLed worker is replaced,
-//! HUP reloads and recycling drop no request, TERM drains, harakiri ends a
-//! stuck request, TTIN/TTOU resize the pool, a crash loop backs off, and the
-//! master's phases follow Starting → Running → Reloading → Running →
-//! ShuttingDown.
+//! Supervision under real load (DESIGN §2), one file per behaviour:
+//! - `crash`: a SIGKILLed worker is replaced, harakiri ends a stuck request,
+//!   request crashes are replaced at once within the fork budget, and only
+//!   workers that fail before they are ready back off;
+//! - `reload`: HUP reloads drop nothing, a HUP storm stays within
+//!   2 × processes + 1, and the master's phases follow Starting → Running →
+//!   Reloading → Running → ShuttingDown;
+//! - `recycle`: max-requests and reload-on-rss (also for idle workers),
+//!   TTIN/TTOU;
+//! - `shutdown`: TERM drains, INT is fast, --shutdown-delay;
+//! - `orphan`: a SIGKILLed master's workers let go of the port.
 //!
-//! The tests in this file run one at a time (`exclusive`): each drives the
-//! machine hard, and their deadlines assume they do not compete with each other.
+//! These tests run one at a time (`exclusive`): each drives the machine
+//! hard, and their deadlines assume they do not compete with each other.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
