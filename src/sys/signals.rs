@@ -157,6 +157,14 @@ extern "C" fn on_parent_death(_sig: libc::c_int) {
 /// Call after any uid/gid change (the kernel then clears the setting) and
 /// after `install_signal_pipe`.
 pub fn release_listeners_on_parent_death(fds: &[RawFd]) -> io::Result<()> {
+    register_listeners(fds)?;
+    let sig = parent_death_signal();
+    set_handler(sig, on_parent_death as *const () as libc::sighandler_t)?;
+    set_parent_death_signal(sig)
+}
+
+/// Publishes `fds` (and a fresh placeholder) for the parent-death handler.
+fn register_listeners(fds: &[RawFd]) -> io::Result<()> {
     // SAFETY: socket(2) with constant arguments; the fd is owned below.
     let placeholder = cvt(unsafe {
         libc::socket(
@@ -173,7 +181,25 @@ pub fn release_listeners_on_parent_death(fds: &[RawFd]) -> io::Result<()> {
     let leaked: &'static mut [RawFd] = Box::leak(fds.to_vec().into_boxed_slice());
     LISTENER_FDS.store(leaked.as_mut_ptr(), Ordering::Release);
     LISTENER_COUNT.store(leaked.len(), Ordering::Release);
-    let sig = parent_death_signal();
-    set_handler(sig, on_parent_death as *const () as libc::sighandler_t)?;
-    set_parent_death_signal(sig)
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parent_death_frees_the_port_and_keeps_the_fd_number_taken() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let fd = listener.as_raw_fd();
+        register_listeners(&[fd]).unwrap();
+        on_parent_death(parent_death_signal());
+        assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
+        // SAFETY: F_GETFD only reads the flags of an fd this test owns.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        assert!(flags >= 0 && flags & libc::FD_CLOEXEC != 0, "{flags}");
+        let err = listener.accept().unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EINVAL));
+    }
 }
