@@ -176,7 +176,9 @@ impl Pool {
     }
 
     /// Forks workers until the current generation has `target` of them,
-    /// unless a crash loop has us waiting. A rolling reload starts one at a time.
+    /// unless the back-off, the fork budget (see `guard`) or killed starters
+    /// not yet reaped have us wait (`respawn_at` says until when). A rolling
+    /// reload starts one at a time.
     pub fn spawn_missing(
         &mut self,
         config: &Config,
