@@ -172,15 +172,16 @@ impl Slot {
         }
     }
 
-    /// Master: the current request's label (may be torn if read while the
-    /// worker writes it; only ever used in a log line).
+    /// Master: the current request's label, escaped for a log line (may be
+    /// torn if read while the worker writes it; only ever used in a log line).
     pub fn label(&self) -> String {
         let mut bytes = [0u8; LABEL_WORDS * 8];
         for (i, word) in self.label.iter().enumerate() {
             bytes[i * 8..i * 8 + 8].copy_from_slice(&word.load(Relaxed).to_le_bytes());
         }
         let n = usize::from(bytes[0]).min(LABEL_BYTES);
-        String::from_utf8_lossy(&bytes[1..1 + n]).into_owned()
+        // Client bytes, for a log line: escaped (see log::escape).
+        crate::log::Escaped(&bytes[1..1 + n]).to_string()
     }
 
     /// Master: claim the slot for a freshly forked worker.

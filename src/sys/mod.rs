@@ -2,11 +2,13 @@
 //!
 //! The rest of the crate never writes `unsafe` for a syscall: it calls these.
 
+mod fds;
 mod inherit;
 mod net;
 mod procinfo;
 mod signals;
 
+pub use fds::*;
 pub use inherit::*;
 pub use net::*;
 pub use procinfo::*;
@@ -248,26 +250,14 @@ pub fn getuid() -> u32 {
     unsafe { libc::getuid() }
 }
 
+pub fn geteuid() -> u32 {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() }
+}
+
 pub fn getgid() -> u32 {
     // SAFETY: getgid cannot fail.
     unsafe { libc::getgid() }
-}
-
-/// Points stdout and stderr at `path` (opened for appending, created 0640).
-/// Used by `--logto`/`--daemonize`, and again on SIGUSR1 so logrotate works.
-pub fn redirect_output(path: &std::path::Path) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o640)
-        .open(path)?;
-    for target in [1, 2] {
-        // SAFETY: dup2 onto the standard fds; `file` stays valid for the call.
-        cvt(unsafe { libc::dup2(file.as_raw_fd(), target) })?;
-    }
-    Ok(())
 }
 
 /// Detaches from the terminal: fork (the parent exits 0), a new session,
