@@ -18,6 +18,7 @@ mod nginx;
 mod observability;
 mod pep3333;
 mod protocol;
+mod security;
 mod startup_errors;
 mod supervision;
 mod systemd;
