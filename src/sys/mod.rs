@@ -184,6 +184,15 @@ pub fn getppid() -> libc::pid_t {
     unsafe { libc::getppid() }
 }
 
+/// `now + after`, saturating: a duration too long to add to the clock (an
+/// overflow would panic) means "a century from now", i.e. never.
+pub fn deadline(now: std::time::Instant, after: std::time::Duration) -> std::time::Instant {
+    const CENTURY: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 86_400);
+    now.checked_add(after.min(CENTURY))
+        .or_else(|| now.checked_add(std::time::Duration::from_secs(86_400)))
+        .unwrap_or(now)
+}
+
 /// Raises the soft open-file limit to the hard limit: every keep-alive client
 /// costs a worker one fd.
 pub fn raise_nofile_limit() {
@@ -307,4 +316,18 @@ pub fn drop_privileges(uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
         cvt(unsafe { libc::setuid(uid) })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn deadlines_never_overflow() {
+        let now = Instant::now();
+        assert_eq!(super::deadline(now, Duration::from_secs(5)), now + Duration::from_secs(5));
+        let far = super::deadline(now, Duration::MAX);
+        assert!(far > now + Duration::from_secs(50 * 365 * 86_400));
+        assert!(super::deadline(now, Duration::from_secs(u64::MAX)) >= far);
+    }
 }
