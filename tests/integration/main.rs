@@ -7,6 +7,7 @@ mod load;
 
 mod basic;
 mod config;
+mod config_limits;
 mod container;
 mod defer_accept;
 mod errors;
