@@ -4,4 +4,6 @@
 pub mod chunked;
 pub mod date;
 pub mod http;
+mod framing;
+mod target;
 pub mod uwsgi;
