@@ -460,11 +460,12 @@ impl Pool {
         let lived = w.spawned.elapsed();
         let load_error = !w.ready && status == ExitStatus::Code(EXIT_APP_LOAD_ERROR);
         log::error!(
-            "worker {} (pid {}) died after {} ms and {} request(s): {status}{}",
+            "worker {} (pid {}) died after {} ms and {} request(s){}: {status}{}",
             w.id,
             pid,
             lived.as_millis(),
             scoreboard.slot(w.slot).requests(),
+            scoreboard.slot(w.slot).in_flight(sys::monotonic_usec()),
             if load_error {
                 " (the app failed to load)"
             } else {
