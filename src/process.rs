@@ -76,7 +76,10 @@ fn check_file(flag: &str, path: &Path, meta: &Metadata, owners: &[u32]) -> Resul
         return Err(refused(
             flag,
             path,
-            &format!("has {} hard links (it may be another file's name)", meta.nlink()),
+            &format!(
+                "has {} hard links (it may be another file's name)",
+                meta.nlink()
+            ),
             "remove this name and let rwsgi create the file",
         ));
     }
@@ -102,7 +105,8 @@ fn open_log(config: &Config, path: &Path) -> Result<File, String> {
             _ => format!("cannot log to {}: {e}", path.display()),
         })?;
     use std::os::fd::AsRawFd;
-    sys::clear_nonblocking(file.as_raw_fd()).map_err(|e| format!("{flag} {}: {e}", path.display()))?;
+    sys::clear_nonblocking(file.as_raw_fd())
+        .map_err(|e| format!("{flag} {}: {e}", path.display()))?;
     let meta = file
         .metadata()
         .map_err(|e| format!("{flag} {}: {e}", path.display()))?;
@@ -169,7 +173,8 @@ pub fn write_pidfile(config: &Config) -> Result<(), String> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(format!("{flag} {}: {e}", path.display())),
     }
-    let (tmp, mut file) = new_sibling(path).map_err(|e| format!("{flag} {}: {e}", path.display()))?;
+    let (tmp, mut file) =
+        new_sibling(path).map_err(|e| format!("{flag} {}: {e}", path.display()))?;
     let written = file
         .write_all(format!("{}\n", sys::getpid()).as_bytes())
         .and_then(|()| std::fs::rename(&tmp, path));

@@ -377,7 +377,10 @@ mod tests {
         assert_eq!(slot.label(), "GET /x");
         assert_eq!(slot.in_flight(5_000_000), "");
         slot.begin_request(3_800_000);
-        assert_eq!(slot.in_flight(5_000_000), " while serving \"GET /x\" for 1.2 s");
+        assert_eq!(
+            slot.in_flight(5_000_000),
+            " while serving \"GET /x\" for 1.2 s"
+        );
         slot.set_label(&[b"GET", b" ", b"/\r\nforged \"x\""]);
         assert_eq!(
             slot.in_flight(5_000_000),

@@ -62,7 +62,10 @@ fn read_capped(path: &Path) -> std::io::Result<String> {
         ));
     }
     String::from_utf8(bytes).map_err(|_| {
-        std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text (TOML is UTF-8)")
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not UTF-8 text (TOML is UTF-8)",
+        )
     })
 }
 

@@ -138,7 +138,10 @@ impl fmt::Display for ConfigError {
             return f.write_str(m);
         }
         // (str::floor_char_boundary is newer than our rust-version.)
-        let head = (0..=KEEP).rev().find(|&i| m.is_char_boundary(i)).unwrap_or(0);
+        let head = (0..=KEEP)
+            .rev()
+            .find(|&i| m.is_char_boundary(i))
+            .unwrap_or(0);
         let tail = (m.len() - KEEP..=m.len())
             .find(|&i| m.is_char_boundary(i))
             .unwrap_or(m.len());
@@ -544,7 +547,10 @@ mod tests {
         let key = "k".repeat(10_000_000);
         let e = ConfigError(format!("--x {key}\u{e9}: unknown; the fix")).to_string();
         assert!(e.len() < 2000, "{} bytes", e.len());
-        assert!(e.starts_with("--x kkk") && e.ends_with("kk\u{e9}: unknown; the fix"), "{e}");
+        assert!(
+            e.starts_with("--x kkk") && e.ends_with("kk\u{e9}: unknown; the fix"),
+            "{e}"
+        );
         assert!(e.contains("bytes cut"), "{e}");
     }
 

@@ -81,10 +81,16 @@ mod tests {
         assert_eq!(given_names, table_names);
         for (name, max, unit) in MAXIMA {
             let flag = format!("--{name}");
-            assert!(check(&cli(&[&flag, &max.to_string()])).is_ok(), "{name} at its maximum");
+            assert!(
+                check(&cli(&[&flag, &max.to_string()])).is_ok(),
+                "{name} at its maximum"
+            );
             let over = (max + 1).to_string();
             let e = check(&cli(&[&flag, &over])).unwrap_err().0;
-            assert_eq!(e, format!("{flag} {over} is more than the maximum, {max} {unit}"));
+            assert_eq!(
+                e,
+                format!("{flag} {over} is more than the maximum, {max} {unit}")
+            );
             let e = check(&cli(&[&flag, &u64::MAX.to_string()])).unwrap_err().0;
             assert!(e.contains(&max.to_string()), "{e}");
         }

@@ -147,7 +147,10 @@ fn json_escapes_every_control_byte_and_stays_valid() {
         .unwrap()
         .render(&hostile(), now(), &mut out);
     let line = out.strip_suffix('\n').unwrap();
-    assert!(!line.contains(['\n', '\r', '\u{1b}', '\0', '\u{7f}', '\u{7}']), "{line:?}");
+    assert!(
+        !line.contains(['\n', '\r', '\u{1b}', '\0', '\u{7f}', '\u{7}']),
+        "{line:?}"
+    );
     assert!(line.contains("\"method\":\"GET\\u001b[2J\""), "{line}");
     assert!(line.contains("\"host\":\"h\\u0000\\u007f\\\\\""), "{line}");
     assert!(line.contains("\"uagent\":\"ua\\\"\\nx\u{fffd}\""), "{line}");

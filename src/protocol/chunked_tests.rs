@@ -128,9 +128,15 @@ fn forbidden_trailer_fields_are_errors_at_every_split_point() {
         }
     }
     let malformed: [(&[u8], &str); 3] = [
-        (b"0\r\nContent-Length : 5\r\n\r\n", "whitespace in a trailer field name"),
+        (
+            b"0\r\nContent-Length : 5\r\n\r\n",
+            "whitespace in a trailer field name",
+        ),
         (b"0\r\nNoColon\r\n\r\n", "trailer line without a colon"),
-        (b"0\r\nX\x01Y: 1\r\n\r\n", "control character in trailer section"),
+        (
+            b"0\r\nX\x01Y: 1\r\n\r\n",
+            "control character in trailer section",
+        ),
     ];
     for (input, want) in malformed {
         for cut in 0..=input.len() {

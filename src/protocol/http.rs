@@ -7,8 +7,8 @@
 
 use std::ops::Range;
 
-pub use super::target::percent_decode;
 use super::framing::{parse_content_length, trim_bytes, TransferCodings};
+pub use super::target::percent_decode;
 use super::target::{check_target, split_target};
 
 /// The HTTP version of a request (only these two are served).

@@ -364,6 +364,11 @@ fn strict_request_rules_are_400_with_a_reason() {
         b"POST / HTTP/1.1\r\nHost: h\r\nContent-Type: a/b\r\nContent-Type: a/b\r\n\r\n",
     ];
     for req in fine {
-        assert_eq!(parse(req).0, Parsed::Complete, "{}", String::from_utf8_lossy(req));
+        assert_eq!(
+            parse(req).0,
+            Parsed::Complete,
+            "{}",
+            String::from_utf8_lossy(req)
+        );
     }
 }

@@ -3,7 +3,7 @@
 
 pub mod chunked;
 pub mod date;
-pub mod http;
 mod framing;
+pub mod http;
 mod target;
 pub mod uwsgi;

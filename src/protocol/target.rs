@@ -39,9 +39,9 @@ pub fn check_target(method: &[u8], target: &[u8]) -> Result<(), &'static str> {
 
 /// `http://` or `https://` (any case) and an authority.
 fn absolute_http(t: &[u8]) -> bool {
-    [&b"http://"[..], b"https://"].iter().any(|scheme| {
-        t.len() > scheme.len() && t[..scheme.len()].eq_ignore_ascii_case(scheme)
-    })
+    [&b"http://"[..], b"https://"]
+        .iter()
+        .any(|scheme| t.len() > scheme.len() && t[..scheme.len()].eq_ignore_ascii_case(scheme))
 }
 
 /// `host:port`: no path, a port of digits after the last colon.
@@ -110,4 +110,3 @@ fn hex(b: u8) -> Option<u8> {
         _ => None,
     }
 }
-

@@ -438,7 +438,10 @@ fn control_bytes_in_raw_target_vars_are_refused() {
     ] {
         let pkt = encode(MODIFIER_WSGI, 0, &[(key, value)]);
         let e = error(&pkt);
-        assert!(e.reason().contains(std::str::from_utf8(key).unwrap()), "{e:?}");
+        assert!(
+            e.reason().contains(std::str::from_utf8(key).unwrap()),
+            "{e:?}"
+        );
     }
     let nginx_sends: [(&[u8], &[u8]); 3] = [
         (b"REQUEST_URI", "/caf\u{e9}?q=\u{e9}".as_bytes()),

@@ -325,7 +325,10 @@ mod tests {
     #[test]
     fn deadlines_never_overflow() {
         let now = Instant::now();
-        assert_eq!(super::deadline(now, Duration::from_secs(5)), now + Duration::from_secs(5));
+        assert_eq!(
+            super::deadline(now, Duration::from_secs(5)),
+            now + Duration::from_secs(5)
+        );
         let far = super::deadline(now, Duration::MAX);
         assert!(far > now + Duration::from_secs(50 * 365 * 86_400));
         assert!(super::deadline(now, Duration::from_secs(u64::MAX)) >= far);

@@ -14,7 +14,10 @@ fn check(args: &[&str]) -> (Option<i32>, String) {
         .args(args)
         .output()
         .expect("run rwsgi");
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -31,7 +34,9 @@ fn durations_past_their_maximum_are_refused_with_the_maximum() {
         let (code, err) = check(&[flag, &huge]);
         assert_eq!(code, Some(2), "{flag}: {err}");
         assert!(
-            err.contains(&format!("{flag} {huge} is more than the maximum, 86400 seconds")),
+            err.contains(&format!(
+                "{flag} {huge} is more than the maximum, 86400 seconds"
+            )),
             "{flag}: {err}"
         );
     }
@@ -70,13 +75,24 @@ fn the_file_is_named_and_its_size_capped() {
     let started = Instant::now();
     let (code, err) = check(&["--config", "/dev/zero"]);
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("--config /dev/zero: larger than 1048576 bytes (1 MiB)"), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert!(
+        err.contains("--config /dev/zero: larger than 1048576 bytes (1 MiB)"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
 
     // A key of 500 KB (under the cap) is not echoed back whole.
     let big = dir.file("big.toml");
     std::fs::write(&big, format!("[server]\n{} = 1\n", "k".repeat(500_000))).unwrap();
     let (code, err) = check(&["--config", &big]);
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.len() < 4000 && err.contains("unknown key"), "{} bytes", err.len());
+    assert!(
+        err.len() < 4000 && err.contains("unknown key"),
+        "{} bytes",
+        err.len()
+    );
 }

@@ -47,7 +47,11 @@ fn victim(dir: &TempDir) -> String {
 
 /// The victim's contents are intact and its owner and group are `owner`.
 fn assert_untouched(path: &str, owner: (u32, u32)) {
-    assert_eq!(fs::read_to_string(path).unwrap(), PRECIOUS, "{path} was written");
+    assert_eq!(
+        fs::read_to_string(path).unwrap(),
+        PRECIOUS,
+        "{path} was written"
+    );
     let m = fs::metadata(path).unwrap();
     assert_eq!((m.uid(), m.gid()), owner, "{path} was chowned");
 }
@@ -106,7 +110,10 @@ fn pidfile_is_renamed_into_place_not_written_through_a_hard_link() {
     assert_eq!(names.len(), 2, "{names:?}");
     server.signal("TERM");
     server.wait_exit(PROMPT);
-    assert!(!Path::new(&pidfile).exists(), "the pidfile outlived the master");
+    assert!(
+        !Path::new(&pidfile).exists(),
+        "the pidfile outlived the master"
+    );
 }
 
 /// With `--uid`, the root master refuses a log path that is a symbolic
@@ -130,7 +137,10 @@ fn needs_root_logto_never_hands_a_root_file_to_the_workers_user() {
     fs::hard_link(&target, &hard).unwrap();
     let (code, text) = run_to_exit(&[&uid[..], &["--logto", &hard]].concat());
     assert_eq!(code, Some(2), "{text}");
-    assert!(text.contains(&format!("--logto {hard}: has 2 hard links")), "{text}");
+    assert!(
+        text.contains(&format!("--logto {hard}: has 2 hard links")),
+        "{text}"
+    );
     assert_untouched(&target, (0, 0));
     fs::remove_file(&hard).unwrap();
 
@@ -170,8 +180,13 @@ fn needs_root_logto_never_hands_a_root_file_to_the_workers_user() {
     send_signal(server.pid(), "USR1");
     let master = server.pid();
     wait_for_file(Path::new(&rotated), "the refused reopen", PROMPT, |t| {
-        t.contains(&format!("[pid {master}] cannot reopen the log file: --logto {log}: is a symbolic link"))
+        t.contains(&format!(
+            "[pid {master}] cannot reopen the log file: --logto {log}: is a symbolic link"
+        ))
     });
     assert_untouched(&target, (0, 0));
-    assert!(server.try_wait().is_none(), "a refused reopen stops nothing");
+    assert!(
+        server.try_wait().is_none(),
+        "a refused reopen stops nothing"
+    );
 }

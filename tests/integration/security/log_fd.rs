@@ -20,7 +20,9 @@ fn log_lines_never_reach_a_client_after_the_app_closes_stdio() {
     }
     // Requests that log, with something secret in them.
     for i in 0..5 {
-        let r = server.connect().get(&format!("/logged-{i}?token=SECRET{i}"));
+        let r = server
+            .connect()
+            .get(&format!("/logged-{i}?token=SECRET{i}"));
         assert_eq!(r.status, 200);
     }
     server.wait_for_log("GET /logged-4?token=SECRET4", PROMPT);
@@ -34,7 +36,10 @@ fn log_lines_never_reach_a_client_after_the_app_closes_stdio() {
             text.starts_with("HTTP/1.1 200 OK\r\n") && text.ends_with("\r\n\r\nok"),
             "waiting client {i} got {text:?}"
         );
-        assert!(!text.contains("SECRET") && !text.contains("GET /"), "{text:?}");
+        assert!(
+            !text.contains("SECRET") && !text.contains("GET /"),
+            "{text:?}"
+        );
     }
     // The log still works, and the worker is the same one.
     assert_eq!(server.connect().get("/after").status, 200);

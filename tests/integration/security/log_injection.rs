@@ -43,7 +43,9 @@ fn uwsgi_vars_are_escaped_in_access_and_error_lines() {
         ];
         let mut c = addr.connect();
         // PATH_INFO /raise: the app raises, so the error line names it too.
-        c.send(&request_packet("GET", "/raise", "", "HTTP/1.1", hostile, b""));
+        c.send(&request_packet(
+            "GET", "/raise", "", "HTTP/1.1", hostile, b"",
+        ));
         let reply = c.read_to_close();
         assert!(reply.starts_with(b"HTTP/1.1 500"), "{format}");
         let access = server.wait_for_log("FORGED-ADDR", PROMPT);
@@ -62,10 +64,16 @@ fn uwsgi_vars_are_escaped_in_access_and_error_lines() {
                 access.contains("/raise?\\x22q\\x22 \\x5C caf\\xC3\\xA9"),
                 "{format}: {access}"
             );
-            assert!(access.contains("10.0.0.1\\x0AFORGED-ADDR"), "{format}: {access}");
+            assert!(
+                access.contains("10.0.0.1\\x0AFORGED-ADDR"),
+                "{format}: {access}"
+            );
         }
         if format == "combined" {
-            assert!(access.contains("\"ua\\x22\\x0D\\x0AFORGED-UA\\x1B]0;t\\x07\""), "{access}");
+            assert!(
+                access.contains("\"ua\\x22\\x0D\\x0AFORGED-UA\\x1B]0;t\\x07\""),
+                "{access}"
+            );
         }
         assert_no_forged_line(&server, "FORGED");
     }
@@ -73,12 +81,7 @@ fn uwsgi_vars_are_escaped_in_access_and_error_lines() {
 
 #[test]
 fn http_quotes_and_8bit_bytes_are_escaped_in_the_combined_log() {
-    let mut server = Server::start(&[
-        "--wsgi-file",
-        &app("hello.py"),
-        "--log-format",
-        "combined",
-    ]);
+    let mut server = Server::start(&["--wsgi-file", &app("hello.py"), "--log-format", "combined"]);
     let mut c = server.connect();
     c.send(
         b"GET /q HTTP/1.1\r\nHost: a\r\nUser-Agent: x\" 200 \"forged\\\xc3\xa9\r\n\
@@ -90,5 +93,9 @@ fn http_quotes_and_8bit_bytes_are_escaped_in_the_combined_log() {
         line.ends_with(" \"r\\x22\" \"x\\x22 200 \\x22forged\\x5C\\xC3\\xA9\""),
         "{line}"
     );
-    assert_eq!(line.matches('"').count(), 6, "only the format's quotes: {line}");
+    assert_eq!(
+        line.matches('"').count(),
+        6,
+        "only the format's quotes: {line}"
+    );
 }
