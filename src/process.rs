@@ -93,12 +93,19 @@ fn check_file(flag: &str, path: &Path, meta: &Metadata, owners: &[u32]) -> Resul
 fn open_log(config: &Config, path: &Path) -> Result<File, String> {
     let p = &config.process;
     let flag = "--logto";
+    // The kernel's names for our own stdout/stderr (`--logto /dev/stdout` in
+    // a container) are links nobody else can plant: they may be followed.
+    let own_stream = matches!(
+        path.to_str(),
+        Some("/dev/stdout" | "/dev/stderr" | "/proc/self/fd/1" | "/proc/self/fd/2")
+    );
+    let nofollow = if own_stream { 0 } else { libc::O_NOFOLLOW };
     let file = OpenOptions::new()
         .create(true)
         .append(true)
         .mode(0o640)
         // Non-blocking so that a FIFO nobody reads fails instead of hanging.
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .custom_flags(nofollow | libc::O_NONBLOCK)
         .open(path)
         .map_err(|e| match e.raw_os_error() {
             Some(libc::ELOOP) if is_symlink(path) => symlink_refused(flag, path),

@@ -78,6 +78,15 @@ fn logto_through_a_symbolic_link_is_refused() {
 }
 
 #[test]
+fn logto_dev_stderr_still_works() {
+    // The one kind of link that is followed: the kernel's name for our own
+    // stream, as containers use it.
+    let mut server = Server::start(&["--wsgi-file", &app("hello.py"), "--logto", "/dev/stderr"]);
+    assert_eq!(server.connect().get("/via-dev-stderr").status, 200);
+    server.wait_for_log("GET /via-dev-stderr ", PROMPT);
+}
+
+#[test]
 fn pidfile_through_a_symbolic_link_is_refused() {
     let dir = TempDir::new("sec-pid-link");
     let target = victim(&dir);
