@@ -15,6 +15,11 @@ fn fail(code: i32, msg: impl std::fmt::Display) -> ! {
 }
 
 fn main() {
+    // Before anything opens a file or socket: fds 0-2 taken, and the log on
+    // a descriptor of its own (an app closing fd 2 cannot redirect it).
+    if let Err(e) = log::sink::init() {
+        fail(1, format!("cannot set up the log descriptor: {e}"));
+    }
     let env: Vec<(String, String)> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();

@@ -172,15 +172,31 @@ impl Slot {
         }
     }
 
-    /// Master: the current request's label (may be torn if read while the
-    /// worker writes it; only ever used in a log line).
+    /// Master: the current request's label, escaped for a log line (may be
+    /// torn if read while the worker writes it; only ever used in a log line).
     pub fn label(&self) -> String {
         let mut bytes = [0u8; LABEL_WORDS * 8];
         for (i, word) in self.label.iter().enumerate() {
             bytes[i * 8..i * 8 + 8].copy_from_slice(&word.load(Relaxed).to_le_bytes());
         }
         let n = usize::from(bytes[0]).min(LABEL_BYTES);
-        String::from_utf8_lossy(&bytes[1..1 + n]).into_owned()
+        // Client bytes, for a log line: escaped (see log::escape).
+        crate::log::Escaped(&bytes[1..1 + n]).to_string()
+    }
+
+    /// Master: the request in flight, for a log line about the worker (its
+    /// death): ` while serving "GET /x" for 1.2 s`, or "" between requests.
+    /// `now_us` is CLOCK_MONOTONIC, as `begin_request`'s.
+    pub fn in_flight(&self, now_us: u64) -> String {
+        let start = self.request_start_us();
+        if start == 0 {
+            return String::new();
+        }
+        format!(
+            " while serving \"{}\" for {:.1} s",
+            self.label(),
+            now_us.saturating_sub(start) as f64 / 1e6
+        )
     }
 
     /// Master: claim the slot for a freshly forked worker.
@@ -359,6 +375,19 @@ mod tests {
         assert_eq!(slot.state(), WorkerState::Stopping, "stopping sticks");
         slot.set_label(&[b"GET", b" ", b"/x"]);
         assert_eq!(slot.label(), "GET /x");
+        assert_eq!(slot.in_flight(5_000_000), "");
+        slot.begin_request(3_800_000);
+        assert_eq!(
+            slot.in_flight(5_000_000),
+            " while serving \"GET /x\" for 1.2 s"
+        );
+        slot.set_label(&[b"GET", b" ", b"/\r\nforged \"x\""]);
+        assert_eq!(
+            slot.in_flight(5_000_000),
+            " while serving \"GET /\\x0D\\x0Aforged \\x22x\\x22\" for 1.2 s"
+        );
+        slot.end_request(0, false, 200, 1);
+        assert_eq!(slot.in_flight(5_000_000), "");
         let long = [b'a'; 300];
         slot.set_label(&[&long]);
         assert_eq!(slot.label().len(), LABEL_BYTES);

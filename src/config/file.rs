@@ -41,14 +41,42 @@ fn type_name(v: &toml::Value) -> &'static str {
     }
 }
 
-/// Reads and checks the file; returns its settings in schema order.
+/// The largest configuration file read: real ones are a few KiB, and
+/// `--config /dev/zero` must fail at once rather than fill memory.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// The file's text, refused past [`MAX_FILE_BYTES`] or if not UTF-8.
+fn read_capped(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "larger than {MAX_FILE_BYTES} bytes (1 MiB), the most rwsgi reads; \
+                 is this the configuration file?"
+            ),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not UTF-8 text (TOML is UTF-8)",
+        )
+    })
+}
+
 /// What to say about a file that looks like a uWSGI ini.
 const INI_HINT: &str = "this looks like a uWSGI ini file: rwsgi reads TOML, with quoted \
     strings and options in [server], [app], [workers], [limits] and [log]; see rwsgi.toml(5)";
 
+/// Reads and checks the file; returns its settings in schema order.
 pub fn load(path: &Path) -> Result<Vec<Setting>, LoadError> {
     let shown = path.display();
-    let text = match std::fs::read_to_string(path) {
+    let text = match read_capped(path) {
         Ok(t) => t,
         Err(e) => return fail(format!("--config {shown}: {e}")),
     };

@@ -4,6 +4,7 @@
 mod file;
 pub mod layers;
 mod listen;
+pub mod ranges;
 mod schema;
 
 use std::fmt;
@@ -128,8 +129,29 @@ pub struct Limits {
 pub struct ConfigError(pub String);
 
 impl fmt::Display for ConfigError {
+    /// A message that echoes a huge value (a 100 MB key in a file, say) is
+    /// cut in the middle: its start names the option, its end the fix.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        const KEEP: usize = 600;
+        let m = &self.0;
+        if m.len() <= 3 * KEEP {
+            return f.write_str(m);
+        }
+        // (str::floor_char_boundary is newer than our rust-version.)
+        let head = (0..=KEEP)
+            .rev()
+            .find(|&i| m.is_char_boundary(i))
+            .unwrap_or(0);
+        let tail = (m.len() - KEEP..=m.len())
+            .find(|&i| m.is_char_boundary(i))
+            .unwrap_or(m.len());
+        write!(
+            f,
+            "{}[... {} bytes cut ...]{}",
+            &m[..head],
+            tail - head,
+            &m[tail..]
+        )
     }
 }
 
@@ -192,6 +214,7 @@ impl Config {
 
     /// Builds and validates the effective configuration from the flags.
     pub fn from_cli(cli: Cli) -> Result<Config, ConfigError> {
+        ranges::check(&cli)?;
         let process = process_options(&cli)?;
         let callable = cli.callable.unwrap_or_else(|| "application".to_string());
         let app = match (cli.module, cli.wsgi_file) {
@@ -517,6 +540,18 @@ mod tests {
         assert_eq!(c.processes, 1);
         assert_eq!(c.limits.buffer_size, 65536);
         assert!(c.access_log);
+    }
+
+    #[test]
+    fn a_huge_value_is_not_echoed_whole() {
+        let key = "k".repeat(10_000_000);
+        let e = ConfigError(format!("--x {key}\u{e9}: unknown; the fix")).to_string();
+        assert!(e.len() < 2000, "{} bytes", e.len());
+        assert!(
+            e.starts_with("--x kkk") && e.ends_with("kk\u{e9}: unknown; the fix"),
+            "{e}"
+        );
+        assert!(e.contains("bytes cut"), "{e}");
     }
 
     #[test]

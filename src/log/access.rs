@@ -1,7 +1,9 @@
 //! The access log: one line per request in a format the operator chooses,
 //! uWSGI-style `%(var)` placeholders or the presets `default`, `combined`
-//! (Apache/nginx) and `json`. Lines are written whole to stderr with one
-//! write, so lines from different workers never interleave.
+//! (Apache/nginx) and `json`. Client bytes are escaped in every field
+//! (`\xHH` as nginx does; JSON escapes in `json`). Lines are written whole
+//! with one write to the log descriptor, so lines from different workers
+//! never interleave.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -140,7 +142,7 @@ impl Format {
                 for p in pieces {
                     match p {
                         Piece::Lit(s) => out.push_str(s),
-                        Piece::Var(v) => var(out, *v, r, now),
+                        Piece::Var(v) => var(out, *v, r, now, Text::Escaped),
                     }
                 }
             }
@@ -162,10 +164,10 @@ impl Format {
                             | Var::Epoch
                     );
                     if numeric {
-                        var(out, *v, r, now);
+                        var(out, *v, r, now, Text::Lossy);
                     } else {
                         let mut s = String::new();
-                        var(&mut s, *v, r, now);
+                        var(&mut s, *v, r, now, Text::Lossy);
                         json_string(out, &s);
                     }
                 }
@@ -176,19 +178,31 @@ impl Format {
     }
 }
 
-fn lossy(out: &mut String, b: &[u8]) {
-    out.push_str(&String::from_utf8_lossy(b));
+/// How client bytes go into a field: escaped nginx-style (templates), or
+/// decoded as UTF-8 for [`json_string`] to escape (JSON must stay UTF-8).
+#[derive(Clone, Copy)]
+enum Text {
+    Escaped,
+    Lossy,
 }
 
-fn var(out: &mut String, v: Var, r: &Record<'_>, now: std::time::SystemTime) {
+fn client(out: &mut String, b: &[u8], how: Text) {
+    match how {
+        Text::Escaped => super::escape::push_escaped(out, b),
+        Text::Lossy => out.push_str(&String::from_utf8_lossy(b)),
+    }
+}
+
+fn var(out: &mut String, v: Var, r: &Record<'_>, now: std::time::SystemTime, how: Text) {
+    let field = |out: &mut String, b: &[u8]| client(out, b, how);
     let secs = now
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
     match v {
-        Var::Addr => out.push_str(r.addr),
-        Var::Method => lossy(out, r.method),
-        Var::Uri => lossy(out, r.uri),
+        Var::Addr => field(out, r.addr.as_bytes()),
+        Var::Method => field(out, r.method),
+        Var::Uri => field(out, r.uri),
         Var::Proto => out.push_str(r.proto),
         Var::Status => {
             let _ = write!(out, "{}", r.status);
@@ -208,9 +222,9 @@ fn var(out: &mut String, v: Var, r: &Record<'_>, now: std::time::SystemTime) {
         Var::Wid => {
             let _ = write!(out, "{}", r.wid);
         }
-        Var::Host => lossy(out, r.host.unwrap_or(b"-")),
-        Var::Uagent => lossy(out, r.uagent.unwrap_or(b"-")),
-        Var::Referer => lossy(out, r.referer.unwrap_or(b"-")),
+        Var::Host => field(out, r.host.unwrap_or(b"-")),
+        Var::Uagent => field(out, r.uagent.unwrap_or(b"-")),
+        Var::Referer => field(out, r.referer.unwrap_or(b"-")),
         Var::Ltime => out.push_str(&clf_time(secs)),
         Var::Epoch => {
             let _ = write!(out, "{secs}");
@@ -261,7 +275,7 @@ pub fn json_string(out: &mut String, s: &str) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
             c => out.push(c),
@@ -270,9 +284,9 @@ pub fn json_string(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// Writes a rendered line to stderr in one write.
+/// Writes a rendered line to the log in one write.
 pub fn emit(line: &str) {
-    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    let _ = super::sink::Sink.write_all(line.as_bytes());
 }
 
 /// `--trusted-proxies`: addresses and networks (`10.0.0.0/8`) whose

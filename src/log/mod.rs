@@ -1,7 +1,12 @@
-//! Logging: `log` + `env_logger` to stderr, one line per event, each with a
-//! timestamp, the level and the pid (master and workers share stderr).
+//! Logging: `log` + `env_logger`, one line per event, each with a
+//! timestamp, the level and the pid (master and workers share the log
+//! descriptor, a private copy of stderr: see [`sink`]).
 
 pub mod access;
+pub mod escape;
+pub mod sink;
+
+pub use escape::Escaped;
 
 use std::io::Write;
 
@@ -23,7 +28,7 @@ pub fn init(level: log::LevelFilter) {
             record.args()
         )
     });
-    builder.target(env_logger::Target::Stderr);
+    builder.target(env_logger::Target::Pipe(Box::new(sink::Sink)));
     // A second init (never expected) must not abort the server.
     let _ = builder.try_init();
 }

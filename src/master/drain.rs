@@ -25,7 +25,7 @@ impl Master {
                 "still serving for {} s before draining (--shutdown-delay)",
                 delay.as_secs()
             );
-            self.drain_at = Some(Instant::now() + delay);
+            self.drain_at = Some(crate::sys::deadline(Instant::now(), delay));
             return;
         }
         self.drain_at = None;
@@ -56,7 +56,7 @@ impl Master {
         } else {
             libc::SIGINT
         });
-        let kill_at = Instant::now() + grace;
+        let kill_at = crate::sys::deadline(Instant::now(), grace);
         self.kill_at = Some(self.kill_at.map_or(kill_at, |k| k.min(kill_at)));
     }
 

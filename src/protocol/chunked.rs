@@ -5,12 +5,51 @@
 //!
 //! Strict where laxness enables request smuggling: sizes are hex digits only
 //! (no sign, no `0x`, no spaces inside), lines end in CRLF (a bare LF is an
-//! error), and the CRLF after each chunk's data is required.
+//! error), and the CRLF after each chunk's data is required. Trailer fields
+//! are never used, but one a sender may not put in a trailer (RFC 9110
+//! §6.5.1: framing, routing, authentication, ...) is an error, as it means
+//! the sender and any proxy between may disagree about the request.
 
 /// Longest chunk-size line we accept (size + extensions), and longest trailer
 /// section. Real clients send a few bytes; anything near these is hostile.
 const MAX_LINE: usize = 4096;
 const MAX_TRAILERS: usize = 16 * 1024;
+
+/// Fields a trailer may not carry (RFC 9110 §6.5.1), lower case: message
+/// framing, routing, connection and request modifiers, authentication,
+/// content format.
+const FORBIDDEN_TRAILERS: &[&[u8]] = &[
+    b"content-length",
+    b"transfer-encoding",
+    b"trailer",
+    b"te",
+    b"host",
+    b"connection",
+    b"keep-alive",
+    b"proxy-connection",
+    b"upgrade",
+    b"authorization",
+    b"proxy-authorization",
+    b"www-authenticate",
+    b"proxy-authenticate",
+    b"cookie",
+    b"set-cookie",
+    b"content-type",
+    b"content-encoding",
+    b"content-range",
+    b"range",
+    b"expect",
+    b"max-forwards",
+    b"cache-control",
+    b"pragma",
+    b"if-match",
+    b"if-none-match",
+    b"if-modified-since",
+    b"if-unmodified-since",
+    b"if-range",
+];
+/// Longer names than this are none of the above.
+const NAME_MAX: usize = 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -57,6 +96,10 @@ pub struct Decoder {
     remaining: u64,
     line_len: usize,
     trailer_len: usize,
+    /// The current trailer field's name so far (lower case), until its colon.
+    name: [u8; NAME_MAX],
+    /// Bytes of the name seen (may exceed NAME_MAX); None once the colon is.
+    name_len: Option<usize>,
 }
 
 impl Default for Decoder {
@@ -81,7 +124,37 @@ impl Decoder {
             remaining: 0,
             line_len: 0,
             trailer_len: 0,
+            name: [0; NAME_MAX],
+            name_len: Some(0),
         }
+    }
+
+    /// One byte of a trailer line: the name is collected up to the colon,
+    /// which must come before the line ends, and then judged.
+    fn trailer_name_byte(&mut self, b: u8) -> Result<(), &'static str> {
+        let Some(n) = self.name_len else {
+            return Ok(()); // in the value
+        };
+        match b {
+            b':' => {
+                self.name_len = None;
+                let name = &self.name[..n.min(NAME_MAX)];
+                if n <= NAME_MAX && FORBIDDEN_TRAILERS.contains(&name) {
+                    return Err("a field not allowed in trailers (framing, routing or \
+                                authentication, RFC 9110 §6.5.1) in the trailer section");
+                }
+            }
+            b' ' | b'\t' => return Err("whitespace in a trailer field name"),
+            b'\r' => return Err("trailer line without a colon"),
+            0..=31 | 127 => return Err("control character in trailer section"),
+            _ => {
+                if let Some(slot) = self.name.get_mut(n) {
+                    *slot = b.to_ascii_lowercase();
+                }
+                self.name_len = Some(n + 1);
+            }
+        }
+        Ok(())
     }
 
     /// Decodes as much of `input` as possible, appending body bytes to `out`.
@@ -162,8 +235,19 @@ impl Decoder {
                     b'\r' => self.state = State::TrailerLf { last: true },
                     b'\n' => return Decoded::Error("bare LF in trailer section"),
                     b' ' | b'\t' => return Decoded::Error("obs-fold in trailer section"),
-                    _ => self.state = State::TrailerLine,
+                    _ => {
+                        self.name_len = Some(0);
+                        if let Err(e) = self.trailer_name_byte(b) {
+                            return Decoded::Error(e);
+                        }
+                        self.state = State::TrailerLine;
+                    }
                 },
+                State::TrailerLine if self.name_len.is_some() && b != b'\n' => {
+                    if let Err(e) = self.trailer_name_byte(b) {
+                        return Decoded::Error(e);
+                    }
+                }
                 State::TrailerLine => match b {
                     b'\r' => self.state = State::TrailerLf { last: false },
                     b'\n' => return Decoded::Error("bare LF in trailer section"),

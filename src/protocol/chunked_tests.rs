@@ -98,3 +98,59 @@ fn oversized_lines_are_refused_without_unbounded_work() {
     }
     assert_eq!(feed(&trailers, &[]), Err("trailer section too long"));
 }
+
+/// RFC 9110 §6.5.1: a trailer may not carry framing, routing,
+/// authentication or content-format fields; each is refused, in any case,
+/// at every split point. Other fields (and such names inside a value, or as
+/// a prefix of a longer name) are fine.
+#[test]
+fn forbidden_trailer_fields_are_errors_at_every_split_point() {
+    let forbidden = [
+        "Content-Length: 5",
+        "transfer-encoding: chunked",
+        "HOST: evil.example",
+        "Authorization: Basic eA==",
+        "Content-Type: text/html",
+        "TE: trailers",
+        "Trailer: X",
+        "Cookie: a=b",
+        "If-Unmodified-Since: x",
+    ];
+    for field in forbidden {
+        let input = format!("5\r\nhello\r\n0\r\nX-Ok: 1\r\n{field}\r\n\r\n");
+        let input = input.as_bytes();
+        for cut in 0..=input.len() {
+            let r = feed(input, &[cut]);
+            assert!(
+                matches!(r, Err(e) if e.contains("not allowed in trailers")),
+                "{field} cut {cut}: {r:?}"
+            );
+        }
+    }
+    let malformed: [(&[u8], &str); 3] = [
+        (
+            b"0\r\nContent-Length : 5\r\n\r\n",
+            "whitespace in a trailer field name",
+        ),
+        (b"0\r\nNoColon\r\n\r\n", "trailer line without a colon"),
+        (
+            b"0\r\nX\x01Y: 1\r\n\r\n",
+            "control character in trailer section",
+        ),
+    ];
+    for (input, want) in malformed {
+        for cut in 0..=input.len() {
+            assert_eq!(feed(input, &[cut]), Err(want), "{input:?} cut {cut}");
+        }
+    }
+    let fine: [&[u8]; 3] = [
+        b"0\r\nX-Host: a\r\n\r\n",
+        b"0\r\nX-A: Content-Length: 5\r\n\r\n",
+        b"0\r\nContent-Length-Not: 1\r\nA-Very-Long-Trailer-Field-Name: 1\r\n\r\n",
+    ];
+    for input in fine {
+        for cut in 0..=input.len() {
+            assert!(feed(input, &[cut]).is_ok(), "{input:?} cut {cut}");
+        }
+    }
+}

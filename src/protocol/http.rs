@@ -7,6 +7,10 @@
 
 use std::ops::Range;
 
+use super::framing::{parse_content_length, trim_bytes, TransferCodings};
+pub use super::target::percent_decode;
+use super::target::{check_target, split_target};
+
 /// The HTTP version of a request (only these two are served).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
@@ -168,6 +172,13 @@ fn trim(buf: &[u8], mut r: Range<usize>) -> Range<usize> {
 /// The result is written into `head`, whose vectors the caller reuses between
 /// requests, so steady-state parsing does not allocate.
 pub fn parse_head(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> Parsed {
+    // RFC 9112 §2.2: one empty line before a request may be ignored (some
+    // clients add a CRLF after a body); more is not a client's doing.
+    if buf.starts_with(b"\r\n\r\n") || buf.starts_with(b"\r\n\n") {
+        return Parsed::Error(HttpError::BadRequest(
+            "more than one empty line before the request line",
+        ));
+    }
     let mut scratch = [std::mem::MaybeUninit::<httparse::Header<'_>>::uninit(); MAX_HEADERS_CAP];
     let max_headers = limits.max_headers.clamp(1, MAX_HEADERS_CAP);
     let mut req = httparse::Request::new(&mut []);
@@ -213,6 +224,9 @@ pub fn parse_head(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> Parsed
         _ => return Parsed::Error(HttpError::VersionNotSupported),
     };
 
+    if let Err(why) = check_target(method.as_bytes(), target.as_bytes()) {
+        return Parsed::Error(HttpError::BadRequest(why));
+    }
     head.head_len = head_len;
     head.method = span(buf, method.as_bytes());
     head.target = span(buf, target.as_bytes());
@@ -228,6 +242,7 @@ pub fn parse_head(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> Parsed
     let mut codings = TransferCodings::default();
     let mut conn_close = false;
     let mut conn_keep_alive = false;
+    let mut content_type: Option<&[u8]> = None;
     for h in req.headers.iter() {
         let name = span(buf, h.name.as_bytes());
         let value = trim(buf, span(buf, h.value));
@@ -257,6 +272,14 @@ pub fn parse_head(buf: &[u8], limits: &Limits, head: &mut RequestHead) -> Parsed
                 return Parsed::Error(HttpError::BadRequest("more than one Host header"));
             }
             head.host = Some(head.headers.len());
+        } else if n.eq_ignore_ascii_case(b"content-type") {
+            // The app sees one CONTENT_TYPE: two that differ are ambiguous.
+            if content_type.is_some_and(|first| first != v) {
+                return Parsed::Error(HttpError::BadRequest(
+                    "more than one Content-Type header, with different values",
+                ));
+            }
+            content_type = Some(v);
         } else if n.eq_ignore_ascii_case(b"expect") {
             if v.eq_ignore_ascii_case(b"100-continue") {
                 // RFC 9110 §10.1.1: an HTTP/1.0 Expect is ignored.
@@ -347,131 +370,6 @@ fn map_httparse_error(e: httparse::Error, buf: &[u8], limits: &Limits) -> HttpEr
         httparse::Error::NewLine => "invalid line ending",
     };
     HttpError::BadRequest(why)
-}
-
-fn trim_bytes(mut b: &[u8]) -> &[u8] {
-    while let [b' ' | b'\t', rest @ ..] = b {
-        b = rest;
-    }
-    while let [rest @ .., b' ' | b'\t'] = b {
-        b = rest;
-    }
-    b
-}
-
-/// Content-Length is 1*DIGIT: no sign, no spaces inside, and it must fit in u64.
-fn parse_content_length(v: &[u8]) -> Option<u64> {
-    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    v.iter().try_fold(0u64, |acc, &d| {
-        acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-    })
-}
-
-/// The codings of every Transfer-Encoding field, in order, judged as the one
-/// combined list they make (RFC 9110 §5.3). Chunked is the only coding we
-/// decode; nothing is ever guessed at.
-#[derive(Default)]
-struct TransferCodings {
-    present: bool,
-    empty: bool,
-    chunked: u32,
-    others: u32,
-    last_is_chunked: bool,
-}
-
-impl TransferCodings {
-    fn add(&mut self, field: &[u8]) {
-        self.present = true;
-        for c in field.split(|&b| b == b',').map(trim_bytes) {
-            self.empty |= c.is_empty();
-            self.last_is_chunked = c.eq_ignore_ascii_case(b"chunked");
-            if self.last_is_chunked {
-                self.chunked += 1;
-            } else {
-                self.others += 1;
-            }
-        }
-    }
-
-    /// Whether the body is chunked; an error for a list that is not usable.
-    fn judge(&self) -> Result<bool, HttpError> {
-        if !self.present {
-            return Ok(false);
-        }
-        if self.empty {
-            return Err(HttpError::BadRequest("empty Transfer-Encoding"));
-        }
-        // RFC 9112 §6.3: not ending in chunked means no knowable length.
-        if !self.last_is_chunked {
-            return Err(HttpError::BadRequest(
-                "Transfer-Encoding does not end in chunked, so the body length is unknown",
-            ));
-        }
-        // RFC 9112 §6.1: chunked is applied at most once.
-        if self.chunked > 1 {
-            return Err(HttpError::BadRequest(
-                "Transfer-Encoding applies chunked more than once",
-            ));
-        }
-        if self.others > 0 {
-            return Err(HttpError::UnsupportedTransferEncoding);
-        }
-        Ok(true)
-    }
-}
-
-/// Splits a request target into path and query ranges; the fragment is dropped
-/// and an absolute-form target (`http://host/path`) yields just its path.
-fn split_target(buf: &[u8], target: Range<usize>) -> (Range<usize>, Range<usize>) {
-    let t = &buf[target.clone()];
-    let mut start = target.start;
-    for scheme in [&b"http://"[..], &b"https://"[..]] {
-        if t.len() >= scheme.len() && t[..scheme.len()].eq_ignore_ascii_case(scheme) {
-            let after = target.start + scheme.len();
-            start = buf[after..target.end]
-                .iter()
-                .position(|&b| b == b'/' || b == b'?')
-                .map_or(target.end, |p| after + p);
-        }
-    }
-    let end = buf[start..target.end]
-        .iter()
-        .position(|&b| b == b'#')
-        .map_or(target.end, |p| start + p);
-    match buf[start..end].iter().position(|&b| b == b'?') {
-        Some(q) => (start..start + q, start + q + 1..end),
-        None => (start..end, end..end),
-    }
-}
-
-/// Percent-decodes a path into `out` (bytes; PEP 3333 then maps them 1:1 to
-/// latin-1 characters). Invalid escapes are kept as they are, like other servers.
-pub fn percent_decode(src: &[u8], out: &mut Vec<u8>) {
-    out.clear();
-    let mut i = 0;
-    while i < src.len() {
-        let b = src[i];
-        if b == b'%' && i + 2 < src.len() {
-            if let (Some(h), Some(l)) = (hex(src[i + 1]), hex(src[i + 2])) {
-                out.push(h << 4 | l);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b);
-        i += 1;
-    }
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
 
 /// The reason phrase for a status code we generate ourselves.

@@ -326,3 +326,49 @@ fn expect_on_http10_is_ignored() {
     assert_eq!(r, Parsed::Complete);
     assert!(!head.expect_continue);
 }
+
+/// Issue 12's strict rules (RFC 9112 §2.2, §3.2; RFC 9110 §5.3): each row
+/// was accepted before, and is now a 400 with its reason.
+#[rustfmt::skip]
+const STRICT: &[(&str, &[u8], &str)] = &[
+    ("two empty lines first", b"\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n", "more than one empty line"),
+    ("three empty lines first", b"\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n", "more than one empty line"),
+    ("* for GET", b"GET * HTTP/1.1\r\nHost: h\r\n\r\n", "for OPTIONS only"),
+    ("authority-form for GET", b"GET example.com:80 HTTP/1.1\r\nHost: h\r\n\r\n", "for CONNECT only"),
+    ("CONNECT to a path", b"CONNECT /x HTTP/1.1\r\nHost: h\r\n\r\n", "authority-form"),
+    ("relative target", b"GET foo/bar HTTP/1.1\r\nHost: h\r\n\r\n", "neither /path"),
+    ("other scheme", b"GET ftp://example.com/x HTTP/1.1\r\nHost: h\r\n\r\n", "neither /path"),
+    ("raw UTF-8 in target", "GET /caf\u{e9} HTTP/1.1\r\nHost: h\r\n\r\n".as_bytes(), "0x80"),
+    ("two Content-Types", b"POST / HTTP/1.1\r\nHost: h\r\nContent-Type: text/plain\r\ncontent-type: application/json\r\nContent-Length: 0\r\n\r\n", "Content-Type"),
+];
+
+#[test]
+fn strict_request_rules_are_400_with_a_reason() {
+    for (name, req, reason) in STRICT {
+        let (r, _) = parse(req);
+        match r {
+            Parsed::Error(e) => {
+                assert_eq!(e.status(), 400, "{name}");
+                assert!(e.reason().contains(reason), "{name}: {}", e.reason());
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    // What stays allowed.
+    let fine: [&[u8]; 6] = [
+        b"\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+        b"GET HTTP://example.com/x HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET /caf%C3%A9?q=%FF HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Type: a/b\r\nContent-Type: a/b\r\n\r\n",
+    ];
+    for req in fine {
+        assert_eq!(
+            parse(req).0,
+            Parsed::Complete,
+            "{}",
+            String::from_utf8_lossy(req)
+        );
+    }
+}

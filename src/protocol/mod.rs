@@ -3,5 +3,7 @@
 
 pub mod chunked;
 pub mod date;
+mod framing;
 pub mod http;
+mod target;
 pub mod uwsgi;

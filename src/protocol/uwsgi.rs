@@ -87,6 +87,10 @@ pub enum UwsgiError {
     /// `CONTENT_LENGTH` appears more than once with different values (the
     /// same value twice is accepted; empty counts as 0).
     ConflictingContentLength { first: u64, second: u64 },
+    /// `REQUEST_URI` or `QUERY_STRING` (raw, not decoded, as in the request
+    /// line) holds a control byte: nginx (since 1.21.1) refuses such request
+    /// lines itself, so this packet did not come from a client through it.
+    ControlInTarget(&'static str),
 }
 
 impl UwsgiError {
@@ -111,6 +115,9 @@ impl UwsgiError {
             }
             UwsgiError::ConflictingContentLength { first, second } => format!(
                 "malformed uwsgi packet: conflicting CONTENT_LENGTH values {first} and {second}"
+            ),
+            UwsgiError::ControlInTarget(key) => format!(
+                "malformed uwsgi packet: a control byte in {key} (it must be percent-encoded)"
             ),
         }
     }
@@ -183,6 +190,16 @@ pub fn parse_packet(buf: &[u8], max_vars_size: usize, packet: &mut Packet) -> Pa
         let Some(value) = take(buf, &mut pos, head_len) else {
             return Parsed::Error(UwsgiError::TruncatedVar { at });
         };
+        let raw_target = match &buf[key.clone()] {
+            b"REQUEST_URI" => Some("REQUEST_URI"),
+            b"QUERY_STRING" => Some("QUERY_STRING"),
+            _ => None,
+        };
+        if let Some(k) = raw_target {
+            if buf[value.clone()].iter().any(|&b| b < 0x20 || b == 0x7f) {
+                return Parsed::Error(UwsgiError::ControlInTarget(k));
+            }
+        }
         if &buf[key.clone()] == b"CONTENT_LENGTH" {
             let v = &buf[value.clone()];
             let Some(len) = parse_content_length(v) else {

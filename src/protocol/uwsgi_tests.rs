@@ -423,3 +423,31 @@ fn every_reason_is_a_sentence() {
         );
     }
 }
+
+/// The raw target vars nginx forwards (as the client sent them) never hold
+/// control bytes: nginx refuses those request lines. PATH_INFO is decoded
+/// (`%0A` becomes a real LF) and is left alone; so are raw 8-bit bytes,
+/// which nginx accepts and forwards.
+#[test]
+fn control_bytes_in_raw_target_vars_are_refused() {
+    for (key, value) in [
+        (&b"REQUEST_URI"[..], &b"/a\r\nb"[..]),
+        (b"REQUEST_URI", b"/a\x1bb"),
+        (b"REQUEST_URI", b"/a\0"),
+        (b"QUERY_STRING", b"a=\x7f"),
+    ] {
+        let pkt = encode(MODIFIER_WSGI, 0, &[(key, value)]);
+        let e = error(&pkt);
+        assert!(
+            e.reason().contains(std::str::from_utf8(key).unwrap()),
+            "{e:?}"
+        );
+    }
+    let nginx_sends: [(&[u8], &[u8]); 3] = [
+        (b"REQUEST_URI", "/caf\u{e9}?q=\u{e9}".as_bytes()),
+        (b"PATH_INFO", b"/a\nb"),
+        (b"HTTP_X_A", b"tab\tin value"),
+    ];
+    let pkt = encode(MODIFIER_WSGI, 0, &nginx_sends);
+    assert_eq!(parse(&pkt).0, Parsed::Complete);
+}

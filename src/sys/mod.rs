@@ -2,11 +2,13 @@
 //!
 //! The rest of the crate never writes `unsafe` for a syscall: it calls these.
 
+mod fds;
 mod inherit;
 mod net;
 mod procinfo;
 mod signals;
 
+pub use fds::*;
 pub use inherit::*;
 pub use net::*;
 pub use procinfo::*;
@@ -182,6 +184,15 @@ pub fn getppid() -> libc::pid_t {
     unsafe { libc::getppid() }
 }
 
+/// `now + after`, saturating: a duration too long to add to the clock (an
+/// overflow would panic) means "a century from now", i.e. never.
+pub fn deadline(now: std::time::Instant, after: std::time::Duration) -> std::time::Instant {
+    const CENTURY: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 86_400);
+    now.checked_add(after.min(CENTURY))
+        .or_else(|| now.checked_add(std::time::Duration::from_secs(86_400)))
+        .unwrap_or(now)
+}
+
 /// Raises the soft open-file limit to the hard limit: every keep-alive client
 /// costs a worker one fd.
 pub fn raise_nofile_limit() {
@@ -248,26 +259,14 @@ pub fn getuid() -> u32 {
     unsafe { libc::getuid() }
 }
 
+pub fn geteuid() -> u32 {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() }
+}
+
 pub fn getgid() -> u32 {
     // SAFETY: getgid cannot fail.
     unsafe { libc::getgid() }
-}
-
-/// Points stdout and stderr at `path` (opened for appending, created 0640).
-/// Used by `--logto`/`--daemonize`, and again on SIGUSR1 so logrotate works.
-pub fn redirect_output(path: &std::path::Path) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o640)
-        .open(path)?;
-    for target in [1, 2] {
-        // SAFETY: dup2 onto the standard fds; `file` stays valid for the call.
-        cvt(unsafe { libc::dup2(file.as_raw_fd(), target) })?;
-    }
-    Ok(())
 }
 
 /// Detaches from the terminal: fork (the parent exits 0), a new session,
@@ -317,4 +316,21 @@ pub fn drop_privileges(uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
         cvt(unsafe { libc::setuid(uid) })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn deadlines_never_overflow() {
+        let now = Instant::now();
+        assert_eq!(
+            super::deadline(now, Duration::from_secs(5)),
+            now + Duration::from_secs(5)
+        );
+        let far = super::deadline(now, Duration::MAX);
+        assert!(far > now + Duration::from_secs(50 * 365 * 86_400));
+        assert!(super::deadline(now, Duration::from_secs(u64::MAX)) >= far);
+    }
 }

@@ -40,7 +40,7 @@ fn wait_writable(fd: RawFd, deadline: Instant) -> io::Result<()> {
 fn after_failed_send(fd: RawFd, timeout: Duration) -> io::Result<()> {
     let err = io::Error::last_os_error();
     match err.kind() {
-        io::ErrorKind::WouldBlock => wait_writable(fd, Instant::now() + timeout),
+        io::ErrorKind::WouldBlock => wait_writable(fd, super::deadline(Instant::now(), timeout)),
         io::ErrorKind::Interrupted => Ok(()),
         _ => Err(err),
     }

@@ -61,7 +61,7 @@ impl Notifier {
             return Some(next);
         }
         self.send("WATCHDOG=1");
-        let next = now + every;
+        let next = crate::sys::deadline(now, every);
         self.watchdog = Some((every, next));
         Some(next)
     }

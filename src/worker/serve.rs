@@ -59,12 +59,9 @@ struct Label<'a> {
 
 impl fmt::Display for Label<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {}",
-            String::from_utf8_lossy(self.method),
-            String::from_utf8_lossy(self.target)
-        )
+        // Client bytes: escaped, so a request cannot forge log lines.
+        use crate::log::Escaped;
+        write!(f, "{} {}", Escaped(self.method), Escaped(self.target))
     }
 }
 

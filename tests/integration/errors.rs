@@ -131,3 +131,24 @@ fn many_exceptions_do_not_kill_the_worker() {
         server.log_text()
     );
 }
+
+/// Issue 12, correctness 14: the line that reports a worker killed by a
+/// signal in mid-request names the request and how long it had run.
+#[test]
+fn a_worker_death_in_a_request_names_the_request() {
+    let mut server = Server::start(&["--wsgi-file", &app("crash_in_request.py")]);
+    let mut c = server.connect();
+    c.send(b"GET /segv?id=7 HTTP/1.1\r\nHost: a\r\n\r\n");
+    let died = server.wait_for_log(" died after ", PROMPT);
+    assert!(died.contains("signal 11"), "{died}");
+    let (_, rest) = died
+        .split_once(" while serving \"GET /segv?id=7\" for ")
+        .unwrap_or_else(|| panic!("the request is not named: {died}"));
+    let secs: f64 = rest
+        .split_once(" s: ")
+        .and_then(|(s, _)| s.parse().ok())
+        .unwrap_or_else(|| panic!("no duration: {died}"));
+    assert!((0.1..30.0).contains(&secs), "ran for {secs} s? {died}");
+    // The replacement serves (the request waits in the listen queue).
+    assert_eq!(server.connect().get("/").status, 200);
+}

@@ -377,3 +377,27 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.path);
     }
 }
+
+/// Polls the file at `path` until its text satisfies `pred` (returned);
+/// panics with the text after `timeout`.
+pub fn wait_for_file(
+    path: &Path,
+    what: &str,
+    timeout: Duration,
+    pred: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if pred(&text) {
+            return text;
+        }
+        if Instant::now() >= deadline {
+            panic!(
+                "not within {timeout:?}: {what}; {}:\n{text}",
+                path.display()
+            );
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -158,6 +158,18 @@ fn table() -> Vec<Case> {
         case("CL over --limit-post, Expect 100-continue", post("Content-Length: 1001\r\nExpect: 100-continue\r\n", b""), 413, "--limit-post"),
         case("chunked body over --limit-post", chunked(&cat(&[b"4b0\r\n", &[b'x'; 1200], b"\r\n0\r\n\r\n"])), 413, "--limit-post"),
         case("Expect: something-else", get_with(b"GET / HTTP/1.1", b"Expect: something-else\r\n"), 417, "unsupported Expect"),
+        // Issue 12's strict rules (RFC 9112 §2.2, §3.2, §7.1.2; RFC 9110 §5.3, §6.5.1).
+        case("Content-Length in trailers", chunked(b"0\r\nContent-Length: 5\r\n\r\n"), 400, "not allowed in trailers"),
+        case("Host in trailers", chunked(b"0\r\nhost: evil.example\r\n\r\n"), 400, "not allowed in trailers"),
+        case("Transfer-Encoding in trailers", chunked(b"0\r\nTransfer-Encoding: chunked\r\n\r\n"), 400, "not allowed in trailers"),
+        case("Authorization in trailers", chunked(b"0\r\nAuthorization: Basic eA==\r\n\r\n"), 400, "not allowed in trailers"),
+        case("two empty lines before the request", cat(&[b"\r\n\r\n", &get_with(b"GET / HTTP/1.1", b"")]), 400, "more than one empty line"),
+        case("* for GET", get_with(b"GET * HTTP/1.1", b""), 400, "for OPTIONS only"),
+        case("authority-form for GET", get_with(b"GET example.com:80 HTTP/1.1", b""), 400, "for CONNECT only"),
+        case("CONNECT to a path", get_with(b"CONNECT /x HTTP/1.1", b""), 400, "authority-form"),
+        case("relative target", get_with(b"GET foo/bar HTTP/1.1", b""), 400, "neither /path"),
+        case("raw UTF-8 in target", get_with("GET /caf\u{e9} HTTP/1.1".as_bytes(), b""), 400, "0x80"),
+        case("two different Content-Types", post("Content-Type: text/plain\r\nContent-Type: application/json\r\nContent-Length: 0\r\n", b""), 400, "more than one Content-Type"),
     ]
 }
 

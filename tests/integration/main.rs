@@ -7,6 +7,7 @@ mod load;
 
 mod basic;
 mod config;
+mod config_limits;
 mod container;
 mod defer_accept;
 mod errors;
@@ -18,6 +19,7 @@ mod nginx;
 mod observability;
 mod pep3333;
 mod protocol;
+mod security;
 mod startup_errors;
 mod supervision;
 mod systemd;

@@ -707,6 +707,18 @@ fn malformed_input_closes_the_connection_with_a_specific_log_line() {
             Box::new(has(&["conflicting CONTENT_LENGTH"])),
         ),
         (
+            "CR LF in REQUEST_URI (nginx never forwards one)",
+            encode(0, 0, &[(b"REQUEST_URI", b"/a\r\nforged")]),
+            false,
+            Box::new(has(&["a control byte in REQUEST_URI"])),
+        ),
+        (
+            "ESC in QUERY_STRING",
+            encode(0, 0, &[(b"QUERY_STRING", b"a=\x1b[2J")]),
+            false,
+            Box::new(has(&["a control byte in QUERY_STRING"])),
+        ),
+        (
             "modifier1 5",
             encode(5, 0, &[(b"REQUEST_METHOD", b"GET")]),
             false,

@@ -288,7 +288,7 @@ impl Pool {
     fn stop(w: &mut Worker, scoreboard: &Scoreboard, grace: Duration) {
         log::info!("stopping worker {} (pid {})", w.id, w.pid);
         w.stopping = true;
-        w.kill_at = Some(Instant::now() + grace);
+        w.kill_at = Some(crate::sys::deadline(Instant::now(), grace));
         scoreboard
             .slot(w.slot)
             .set_state(crate::scoreboard::WorkerState::Stopping);
@@ -400,11 +400,12 @@ impl Pool {
         let lived = w.spawned.elapsed();
         let load_error = !w.ready && status == ExitStatus::Code(EXIT_APP_LOAD_ERROR);
         log::error!(
-            "worker {} (pid {}) died after {} ms and {} request(s): {status}{}",
+            "worker {} (pid {}) died after {} ms and {} request(s){}: {status}{}",
             w.id,
             pid,
             lived.as_millis(),
             scoreboard.slot(w.slot).requests(),
+            scoreboard.slot(w.slot).in_flight(sys::monotonic_usec()),
             if load_error {
                 " (the app failed to load)"
             } else {
