@@ -11,6 +11,7 @@ fn record<'a>() -> Record<'a> {
         size: 13,
         micros: 1234,
         wid: 2,
+        core: None,
         host: Some(b"example.com"),
         uagent: Some(b"curl/8 \"quoted\"\x01"),
         referer: None,
