@@ -106,7 +106,7 @@ pub fn entry(ctx: WorkerContext<'_>) -> i32 {
         } else {
             let poll = Poll::new().map_err(|e| format!("cannot set up its event loop: {e}"))?;
             let dispatch = Dispatch::Inline {
-                caller: bridge.caller(gil)?,
+                caller: Box::new(bridge.caller(gil)?),
                 ready: Default::default(),
             };
             (dispatch, poll, None)

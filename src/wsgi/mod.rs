@@ -98,7 +98,7 @@ impl Bridge {
         gil: &Gil<'_>,
         count: usize,
         name: &dyn Fn(usize) -> String,
-        body: std::sync::Arc<dyn Fn(&Gil<'_>, usize) + Send + Sync>,
+        body: ThreadBody,
     ) -> Result<AppThreads, String> {
         let py = gil.py;
         let spawn = || -> PyResult<Vec<Py<PyAny>>> {
@@ -148,6 +148,9 @@ impl Bridge {
         });
     }
 }
+
+/// What an app thread runs: given its hold on Python and its index.
+pub type ThreadBody = std::sync::Arc<dyn Fn(&Gil<'_>, usize) + Send + Sync>;
 
 /// The app threads of a worker, to wait for when it stops.
 pub struct AppThreads(Vec<Py<PyAny>>);
