@@ -33,7 +33,7 @@ pub enum Dispatch {
     /// `--threads 1`: the I/O thread runs each job itself, in turn, holding
     /// the GIL (no hand-off: as fast as a single thread can be).
     Inline {
-        caller: Caller,
+        caller: Box<Caller>,
         ready: VecDeque<Job>,
     },
     /// `--threads N`: a pool of app threads.
