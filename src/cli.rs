@@ -94,6 +94,12 @@ pub struct Cli {
     #[arg(long, short = 'p', visible_alias = "workers", value_name = "N")]
     pub processes: Option<usize>,
 
+    /// App threads per worker: each serves one request at a time, so N > 1
+    /// lets a worker serve others while a request waits on a database or an
+    /// API [default: 1]
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+
     /// The app as `package.module[:callable]`
     #[arg(long, short = 'w', visible_alias = "wsgi", value_name = "MODULE")]
     pub module: Option<String>,

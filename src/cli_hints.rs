@@ -5,11 +5,6 @@
 /// `(flag, hint)`: the flag as the user typed it (long or short form).
 const HINTS: &[(&str, &str)] = &[
     (
-        "--threads",
-        "rwsgi workers are single-threaded processes that serve many connections \
-         without blocking; add capacity with --processes",
-    ),
-    (
         "--bind",
         "Gunicorn's --bind is --http ADDR here (--socket ADDR for nginx's uwsgi_pass)",
     ),
@@ -127,8 +122,6 @@ mod tests {
 
     #[test]
     fn known_foreign_flags_get_the_rwsgi_way() {
-        let h = foreign_flag("--threads").expect("a hint");
-        assert!(h.contains("--processes"), "{h}");
         let h = foreign_flag("--bind=0.0.0.0:80").expect("a hint");
         assert!(
             h.starts_with("--bind is not an rwsgi option") && h.contains("--http"),
@@ -159,7 +152,7 @@ mod tests {
     fn a_clap_error_for_an_unknown_flag_gets_its_hint() {
         use clap::CommandFactory;
         let e = crate::cli::Cli::command()
-            .try_get_matches_from(["rwsgi", "--threads", "4"])
+            .try_get_matches_from(["rwsgi", "--cheaper", "4"])
             .expect_err("unknown");
         assert!(for_error(&e).is_some_and(|h| h.contains("--processes")));
         let e = crate::cli::Cli::command()

@@ -156,32 +156,13 @@ impl Slot {
 
     /// Worker: records what the current request is (truncated to fit).
     pub fn set_label(&self, parts: &[&[u8]]) {
-        let mut bytes = [0u8; LABEL_WORDS * 8];
-        let mut n = 0;
-        for part in parts {
-            let take = part.len().min(LABEL_BYTES - n);
-            bytes[1 + n..1 + n + take].copy_from_slice(&part[..take]);
-            n += take;
-        }
-        bytes[0] = n as u8;
-        let words = (1 + n).div_ceil(8);
-        for (i, word) in self.label.iter().enumerate().take(words) {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&bytes[i * 8..i * 8 + 8]);
-            word.store(u64::from_le_bytes(w), Relaxed);
-        }
+        write_label(&self.label, parts);
     }
 
     /// Master: the current request's label, escaped for a log line (may be
     /// torn if read while the worker writes it; only ever used in a log line).
     pub fn label(&self) -> String {
-        let mut bytes = [0u8; LABEL_WORDS * 8];
-        for (i, word) in self.label.iter().enumerate() {
-            bytes[i * 8..i * 8 + 8].copy_from_slice(&word.load(Relaxed).to_le_bytes());
-        }
-        let n = usize::from(bytes[0]).min(LABEL_BYTES);
-        // Client bytes, for a log line: escaped (see log::escape).
-        crate::log::Escaped(&bytes[1..1 + n]).to_string()
+        read_label(&self.label)
     }
 
     /// Master: the request in flight, for a log line about the worker (its
@@ -273,18 +254,125 @@ impl Slot {
     }
 }
 
+/// One app thread's slot ("core", as uWSGI's stats call it): written by that
+/// thread only, read by the master and the stats endpoint.
+#[repr(C)]
+pub struct Core {
+    requests: AtomicU64,
+    /// Start of the current request in µs on CLOCK_MONOTONIC; 0 when idle.
+    request_start_us: AtomicU64,
+    label: [AtomicU64; LABEL_WORDS],
+}
+
+impl Core {
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Relaxed)
+    }
+    pub fn request_start_us(&self) -> u64 {
+        self.request_start_us.load(Relaxed)
+    }
+    /// The current (or last) request's `METHOD target`.
+    pub fn label(&self) -> String {
+        read_label(&self.label)
+    }
+    /// Worker, at start: a clean core.
+    pub fn reset(&self) {
+        self.requests.store(0, Relaxed);
+        self.request_start_us.store(0, Relaxed);
+        self.label[0].store(0, Relaxed);
+    }
+    /// The thread takes a request (`now_us` on CLOCK_MONOTONIC).
+    pub fn begin(&self, parts: &[&[u8]], now_us: u64) {
+        write_label(&self.label, parts);
+        self.request_start_us.store(now_us.max(1), Relaxed);
+    }
+    /// The thread is done with its request.
+    pub fn end(&self) {
+        self.request_start_us.store(0, Relaxed);
+        self.requests.fetch_add(1, Relaxed);
+    }
+}
+
+fn write_label(label: &[AtomicU64; LABEL_WORDS], parts: &[&[u8]]) {
+    let mut bytes = [0u8; LABEL_WORDS * 8];
+    let mut n = 0;
+    for part in parts {
+        let take = part.len().min(LABEL_BYTES - n);
+        bytes[1 + n..1 + n + take].copy_from_slice(&part[..take]);
+        n += take;
+    }
+    bytes[0] = n as u8;
+    let words = (1 + n).div_ceil(8);
+    for (i, word) in label.iter().enumerate().take(words) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&bytes[i * 8..i * 8 + 8]);
+        word.store(u64::from_le_bytes(w), Relaxed);
+    }
+}
+
+/// A label as written by [`write_label`] (may be torn if read while it is
+/// written; only ever used in log lines and stats).
+fn read_label(label: &[AtomicU64; LABEL_WORDS]) -> String {
+    let mut bytes = [0u8; LABEL_WORDS * 8];
+    for (i, word) in label.iter().enumerate() {
+        bytes[i * 8..i * 8 + 8].copy_from_slice(&word.load(Relaxed).to_le_bytes());
+    }
+    let n = usize::from(bytes[0]).min(LABEL_BYTES);
+    // Client bytes, for a log line: escaped (see log::escape).
+    crate::log::Escaped(&bytes[1..1 + n]).to_string()
+}
+
 /// The shared mapping of all slots.
 pub struct Scoreboard {
     map: SharedMap,
+    /// App threads per worker: each slot has this many cores.
+    threads: usize,
 }
 
 /// Bytes before the slots: the header (one atomic, padded to a cache line).
 const HEADER: usize = 64;
+/// Where the cores start: after the slots, rounded to a cache line.
+const CORES_AT: usize = (HEADER + MAX_SLOTS * std::mem::size_of::<Slot>()).div_ceil(64) * 64;
+/// Most app threads a worker may run (`--threads`).
+pub const MAX_THREADS: usize = 512;
 
 impl Scoreboard {
     pub fn new() -> io::Result<Scoreboard> {
-        let map = SharedMap::new(HEADER + MAX_SLOTS * std::mem::size_of::<Slot>())?;
-        Ok(Scoreboard { map })
+        Scoreboard::with_threads(1)
+    }
+
+    /// A scoreboard whose workers run `threads` app threads each (capped at
+    /// [`MAX_THREADS`], which the config enforces).
+    pub fn with_threads(threads: usize) -> io::Result<Scoreboard> {
+        let threads = threads.clamp(1, MAX_THREADS);
+        let size = CORES_AT + MAX_SLOTS * threads * std::mem::size_of::<Core>();
+        let map = SharedMap::new(size)?;
+        Ok(Scoreboard { map, threads })
+    }
+
+    /// A handle that lives for the rest of this process, for a worker's app
+    /// threads (they outlive any borrow of the master's scoreboard).
+    pub fn leak_for_worker(&self) -> &'static Scoreboard {
+        // SAFETY: a worker never unmaps the master's mapping: it ends with
+        // `_exit`, so the alias stays valid for the rest of the process.
+        let map = unsafe { self.map.alias() };
+        Box::leak(Box::new(Scoreboard {
+            map,
+            threads: self.threads,
+        }))
+    }
+
+    /// The app threads' cores of slot `index`.
+    pub fn cores(&self, index: usize) -> &[Core] {
+        let index = index.min(MAX_SLOTS - 1);
+        // SAFETY: the cores start at CORES_AT (a multiple of Core's 8-byte
+        // alignment) in the zero-filled mapping sized for MAX_SLOTS * threads
+        // of them (a valid Core is all atomics); `index` is clamped to a slot
+        // that exists, and the mapping lives as long as `self`.
+        unsafe {
+            let base = self.map.as_ptr().add(CORES_AT).cast::<Core>();
+            std::slice::from_raw_parts(base.add(index * self.threads), self.threads)
+        }
     }
 
     /// One past the highest slot ever used: scans stop there.
@@ -295,7 +383,7 @@ impl Scoreboard {
     }
 
     pub fn slots(&self) -> &[Slot] {
-        debug_assert!(self.map.size() >= HEADER + MAX_SLOTS * std::mem::size_of::<Slot>());
+        debug_assert!(self.map.size() >= CORES_AT);
         // SAFETY: the slots start HEADER (64, a multiple of Slot's alignment)
         // bytes into a page-aligned, zero-filled mapping (a valid Slot is all
         // atomics), there are MAX_SLOTS of them, and the mapping lives as long

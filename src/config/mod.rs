@@ -46,6 +46,8 @@ pub struct Config {
     /// TCP_DEFER_ACCEPT on bound TCP listeners (off with `--no-defer-accept`).
     pub defer_accept: bool,
     pub processes: usize,
+    /// App threads per worker (`--threads`).
+    pub threads: usize,
     pub app: AppSource,
     pub chdir: Option<PathBuf>,
     pub home: Option<PathBuf>,
@@ -285,6 +287,13 @@ impl Config {
                 crate::scoreboard::MAX_SLOTS / 2
             ));
         }
+        let threads = cli.threads.unwrap_or(1);
+        if threads == 0 || threads > crate::scoreboard::MAX_THREADS {
+            return err(format!(
+                "--threads {threads}: use 1 to {} app threads per worker",
+                crate::scoreboard::MAX_THREADS
+            ));
+        }
         let log_level = match cli.log_level.as_deref().unwrap_or("info") {
             "error" => log::LevelFilter::Error,
             "warn" | "warning" => log::LevelFilter::Warn,
@@ -383,6 +392,7 @@ impl Config {
             backlog: cli.listen.unwrap_or(1024).max(1),
             defer_accept: !cli.no_defer_accept,
             processes,
+            threads,
             app,
             chdir: cli.chdir,
             home: cli.home,

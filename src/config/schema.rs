@@ -39,6 +39,7 @@ pub const OPTIONS: &[(&str, &str, Kind)] = &[
     ("app", "pythonpath", Kind::List),
     ("app", "env", Kind::List),
     ("workers", "processes", Kind::Int),
+    ("workers", "threads", Kind::Int),
     ("workers", "max-requests", Kind::Int),
     ("workers", "max-requests-jitter", Kind::Int),
     ("workers", "reload-on-rss", Kind::Int),

@@ -22,6 +22,7 @@ pub enum Var {
     Micros,
     Pid,
     Wid,
+    Core,
     Host,
     Uagent,
     Referer,
@@ -30,7 +31,7 @@ pub enum Var {
     Iso,
 }
 
-const VARS: [(&str, Var); 16] = [
+const VARS: [(&str, Var); 17] = [
     ("addr", Var::Addr),
     ("method", Var::Method),
     ("uri", Var::Uri),
@@ -41,6 +42,7 @@ const VARS: [(&str, Var); 16] = [
     ("micros", Var::Micros),
     ("pid", Var::Pid),
     ("wid", Var::Wid),
+    ("core", Var::Core),
     ("host", Var::Host),
     ("uagent", Var::Uagent),
     ("referer", Var::Referer),
@@ -78,6 +80,8 @@ pub struct Record<'a> {
     pub size: u64,
     pub micros: u64,
     pub wid: usize,
+    /// The app thread (1-based) under `--threads N`; `None` with one thread.
+    pub core: Option<usize>,
     pub host: Option<&'a [u8]>,
     pub uagent: Option<&'a [u8]>,
     pub referer: Option<&'a [u8]>,
@@ -161,9 +165,13 @@ impl Format {
                             | Var::Micros
                             | Var::Pid
                             | Var::Wid
+                            | Var::Core
                             | Var::Epoch
                     );
-                    if numeric {
+                    if *v == Var::Wid {
+                        // A number in JSON; the thread is its own field.
+                        let _ = write!(out, "{}", r.wid);
+                    } else if numeric {
                         var(out, *v, r, now, Text::Lossy);
                     } else {
                         let mut s = String::new();
@@ -220,7 +228,14 @@ fn var(out: &mut String, v: Var, r: &Record<'_>, now: std::time::SystemTime, how
             let _ = write!(out, "{}", std::process::id());
         }
         Var::Wid => {
-            let _ = write!(out, "{}", r.wid);
+            // Under --threads the label names the thread too: w2.5.
+            let _ = match r.core {
+                Some(core) => write!(out, "{}.{core}", r.wid),
+                None => write!(out, "{}", r.wid),
+            };
+        }
+        Var::Core => {
+            let _ = write!(out, "{}", r.core.unwrap_or(1));
         }
         Var::Host => field(out, r.host.unwrap_or(b"-")),
         Var::Uagent => field(out, r.uagent.unwrap_or(b"-")),

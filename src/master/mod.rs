@@ -100,7 +100,7 @@ impl Master {
         endpoints: Vec<(endpoints::Kind, Listener)>,
         entry: WorkerEntry,
     ) -> io::Result<Master> {
-        let scoreboard = Scoreboard::new()?;
+        let scoreboard = Scoreboard::with_threads(config.threads)?;
         let signal_fd = sys::install_signal_pipe(signals::HANDLED)?;
         sys::ignore_signals(&[libc::SIGPIPE])?;
         let (notify_read, notify_write) = sys::pipe()?;

@@ -5,5 +5,6 @@ pub mod chunked;
 pub mod date;
 mod framing;
 pub mod http;
+pub mod response;
 mod target;
 pub mod uwsgi;

@@ -6,12 +6,14 @@ mod fds;
 mod inherit;
 mod net;
 mod procinfo;
+mod send;
 mod signals;
 
 pub use fds::*;
 pub use inherit::*;
 pub use net::*;
 pub use procinfo::*;
+pub use send::*;
 pub use signals::*;
 
 use std::io;
@@ -210,6 +212,8 @@ pub fn raise_nofile_limit() {
 pub struct SharedMap {
     ptr: *mut u8,
     len: usize,
+    /// Unmapped on drop; false for an [`SharedMap::alias`].
+    owned: bool,
 }
 
 impl SharedMap {
@@ -232,7 +236,22 @@ impl SharedMap {
         Ok(SharedMap {
             ptr: ptr.cast(),
             len,
+            owned: true,
         })
+    }
+
+    /// A second handle on the same mapping that never unmaps it.
+    ///
+    /// # Safety
+    /// The caller keeps the original mapped for as long as the alias is
+    /// used (a worker: the master's mapping is never unmapped in the child,
+    /// which ends with `_exit`).
+    pub unsafe fn alias(&self) -> SharedMap {
+        SharedMap {
+            ptr: self.ptr,
+            len: self.len,
+            owned: false,
+        }
     }
 
     pub fn as_ptr(&self) -> *mut u8 {
@@ -245,8 +264,18 @@ impl SharedMap {
     }
 }
 
+// SAFETY: the handle only carries the mapping's address and size; it never
+// reads or writes through the pointer itself. Its users (the scoreboard)
+// access the memory through atomics only, which is sound from any thread.
+unsafe impl Send for SharedMap {}
+// SAFETY: as for Send: `&SharedMap` exposes nothing but the address.
+unsafe impl Sync for SharedMap {}
+
 impl Drop for SharedMap {
     fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
         // SAFETY: ptr/len are exactly what mmap returned.
         unsafe {
             libc::munmap(self.ptr.cast(), self.len);

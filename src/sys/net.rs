@@ -7,40 +7,14 @@ use std::time::{Duration, Instant};
 
 use super::cvt;
 
-/// Waits until `fd` is writable or `deadline` passes.
-fn wait_writable(fd: RawFd, deadline: Instant) -> io::Result<()> {
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out"));
-        }
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLOUT,
-            revents: 0,
-        };
-        let ms = left.as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
-        // SAFETY: pfd is a valid pollfd array of length 1.
-        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            if err.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(err);
-        }
-        if n > 0 {
-            return Ok(());
-        }
-    }
-}
-
 /// After a send returned -1: wait for a slow peer (WouldBlock) or retry
 /// (EINTR); any other error is final.
 fn after_failed_send(fd: RawFd, timeout: Duration) -> io::Result<()> {
     let err = io::Error::last_os_error();
     match err.kind() {
-        io::ErrorKind::WouldBlock => wait_writable(fd, super::deadline(Instant::now(), timeout)),
+        io::ErrorKind::WouldBlock => {
+            super::wait_writable(fd, super::deadline(Instant::now(), timeout))
+        }
         io::ErrorKind::Interrupted => Ok(()),
         _ => Err(err),
     }

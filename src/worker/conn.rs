@@ -8,6 +8,8 @@ use std::time::Instant;
 
 use mio::net::{TcpStream, UnixStream};
 
+use super::job::Lent;
+use super::outbound::Outbound;
 use crate::body::Body;
 use crate::config::{Limits, Protocol};
 use crate::protocol::chunked;
@@ -120,7 +122,37 @@ pub struct Conn {
     pub watched: bool,
     /// The peer has closed its side: answer what is buffered, then close.
     pub eof: bool,
+    /// Where the connection is in serving a request (see [`Phase`]).
+    pub phase: Phase,
+    /// The output side; `None` while an app thread has it.
+    pub out: Option<Box<Outbound>>,
+    /// The box the request's buffers travel in to an app thread (kept, so
+    /// lending costs no allocation after the first request).
+    lent: Option<Box<Lent>>,
+    /// Registered with epoll for writability (a response is being drained).
+    pub writing: bool,
     limits: http::Limits,
+}
+
+/// Where a connection is in serving a request.
+pub enum Phase {
+    /// Reading and parsing (the request `State` says how far).
+    Reading,
+    /// A complete request waits for a free app thread.
+    Queued,
+    /// An app thread has the request (and the connection's buffers).
+    InApp,
+    /// The app is done for now; the I/O side sends what is queued, then
+    /// carries on as `After` says.
+    Draining(After),
+}
+
+/// What follows once a response's queued bytes are sent.
+pub enum After {
+    /// The response is complete: log it, then keep the connection or close it.
+    Finish(crate::wsgi::Outcome),
+    /// A streamed response was suspended: ask an app thread for more.
+    Resume(crate::wsgi::Stream),
 }
 
 impl Conn {
@@ -150,6 +182,41 @@ impl Conn {
             sent_continue: false,
             watched: false,
             eof: false,
+            phase: Phase::Reading,
+            out: None,
+            lent: None,
+            writing: false,
+        }
+    }
+
+    /// Moves the complete request's buffers out for an app thread.
+    pub fn lend(&mut self) -> Box<Lent> {
+        let mut lent = self.lent.take().unwrap_or_default();
+        std::mem::swap(&mut lent.buf, &mut self.buf);
+        std::mem::swap(&mut lent.head, &mut self.head);
+        std::mem::swap(&mut lent.packet, &mut self.packet);
+        std::mem::swap(&mut lent.info, &mut self.info);
+        lent.body = std::mem::take(&mut self.body);
+        lent
+    }
+
+    /// Takes the buffers back from a finished app call.
+    pub fn restore(&mut self, mut lent: Box<Lent>) {
+        std::mem::swap(&mut lent.buf, &mut self.buf);
+        std::mem::swap(&mut lent.head, &mut self.head);
+        std::mem::swap(&mut lent.packet, &mut self.packet);
+        std::mem::swap(&mut lent.info, &mut self.info);
+        lent.body = Body::default();
+        self.lent = Some(lent);
+    }
+
+    /// The parsed request, read-only.
+    pub fn view(&self) -> super::session::RequestView<'_> {
+        super::session::RequestView {
+            protocol: self.protocol,
+            buf: &self.buf,
+            head: &self.head,
+            packet: &self.packet,
         }
     }
 

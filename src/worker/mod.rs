@@ -2,17 +2,31 @@
 //! app, tells the master it is ready and runs its event loop.
 
 mod access;
+mod clock;
 mod conn;
+mod connections;
 pub mod drive;
 mod event_loop;
+mod job;
+mod listeners;
+mod outbound;
 mod recycle;
 mod serve;
+mod session;
 mod slab;
+mod threads;
+
+use std::sync::Arc;
+
+use mio::Poll;
 
 use crate::master::{Notice, WorkerContext, EXIT_APP_LOAD_ERROR};
 use crate::scoreboard::WorkerState;
 use crate::sys;
 use crate::wsgi::{self, Bridge};
+use connections::{Connections, Dispatch};
+use event_loop::EventLoop;
+use listeners::Listeners;
 
 /// Signals the worker handles itself (through its own self-pipe): TERM stops
 /// this worker (reload, recycling); USR2 is the master's server-wide drain
@@ -72,15 +86,59 @@ pub fn entry(ctx: WorkerContext<'_>) -> i32 {
             return EXIT_APP_LOAD_ERROR;
         }
     }
-    let bridge = match Bridge::start(ctx.config) {
-        Ok(b) => b,
+    let threads = ctx.config.threads;
+    let bridge = match Bridge::start(ctx.config, threads) {
+        Ok(b) => Arc::new(b),
         Err(e) => {
             log::error!("worker {}: {e}", ctx.id);
             return EXIT_APP_LOAD_ERROR;
         }
     };
-
-    let mut event_loop = match event_loop::EventLoop::new(&ctx, signal_fd, bridge) {
+    // App threads outlive any borrow of the master's scoreboard.
+    let scoreboard = ctx.scoreboard.leak_for_worker();
+    let cores = scoreboard.cores(ctx.slot);
+    for core in cores {
+        core.reset();
+    }
+    let set_up = wsgi::with_gil(|gil| {
+        let (dispatch, poll, app_threads) = if threads > 1 {
+            let poll = Poll::new().map_err(|e| format!("cannot set up its event loop: {e}"))?;
+            let waker = mio::Waker::new(poll.registry(), event_loop::WAKER)
+                .map_err(|e| format!("cannot set up its event loop: {e}"))?;
+            let shared = Arc::new(threads::Shared::new(waker));
+            let app_threads = threads::spawn(&shared, &bridge, gil, threads, ctx.id, cores)?;
+            (Dispatch::Pool(shared), poll, Some(app_threads))
+        } else {
+            let poll = Poll::new().map_err(|e| format!("cannot set up its event loop: {e}"))?;
+            let dispatch = Dispatch::Inline {
+                caller: Box::new(bridge.caller(gil)?),
+                ready: Default::default(),
+            };
+            (dispatch, poll, None)
+        };
+        Ok::<_, String>((dispatch, poll, app_threads))
+    });
+    let (dispatch, poll, app_threads) = match set_up {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("worker {}: {e}", ctx.id);
+            return 1;
+        }
+    };
+    let event_loop = Listeners::new(&ctx, poll.registry()).and_then(|listeners| {
+        let conns = Connections::new(
+            ctx.config,
+            scoreboard.slot(ctx.slot),
+            cores,
+            ctx.id,
+            ctx.slot,
+            ctx.notify_fd,
+            poll.registry().try_clone()?,
+            dispatch,
+        );
+        EventLoop::new(poll, signal_fd, listeners, conns, scoreboard)
+    });
+    let mut event_loop = match event_loop {
         Ok(l) => l,
         Err(e) => {
             log::error!("worker {}: cannot set up its event loop: {e}", ctx.id);
@@ -95,13 +153,21 @@ pub fn entry(ctx: WorkerContext<'_>) -> i32 {
         log::warn!("worker {}: cannot notify the master: {e}", ctx.id);
     }
     log::debug!(
-        "worker {} (pid {}, generation {}) serving",
+        "worker {} (pid {}, generation {}) serving with {threads} app thread(s)",
         ctx.id,
         sys::getpid(),
         ctx.generation
     );
-
-    wsgi::with_gil(|gil| event_loop.run(gil));
-    event_loop.shutdown();
+    match app_threads {
+        Some(app_threads) => {
+            // The I/O thread never holds the GIL: the app threads have it.
+            event_loop.run(None);
+            event_loop.close_jobs();
+            wsgi::with_gil(|gil| app_threads.join(gil));
+        }
+        None => wsgi::with_gil(|gil| event_loop.run(Some(gil))),
+    }
+    drop(event_loop);
+    bridge.shutdown();
     0
 }

@@ -1,94 +1,33 @@
-//! Serving a connection's progress: queueing complete requests, answering
-//! refused ones, and handing one request at a time to the WSGI bridge.
+//! The I/O side of the request cycle: a parsed request becomes a job for an
+//! app thread; its completion is logged and counted, and its output drained
+//! to the client without blocking; then the connection reads its next
+//! request, resumes a suspended stream, or closes.
 
-use std::fmt;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
-use super::conn::{Progress, State};
-use super::event_loop::EventLoop;
-use crate::config::Protocol;
+use super::conn::{After, Phase, Progress};
+use super::connections::Connections;
+use super::job::{Completion, Job, Result as JobResult, Work};
+use super::outbound::Outbound;
+use super::session::{conn_kind, cut_level, peer};
 use crate::master::Notice;
-use crate::protocol::date::{http_date, DATE_LEN};
-use crate::protocol::http::Version;
-use crate::protocol::http::{self, HttpError};
+use crate::protocol::http::HttpError;
+use crate::protocol::response::{self as wire, Meta};
 use crate::protocol::uwsgi;
 use crate::sys;
-use crate::wsgi::{Gil, Head, Request, ResponseParams};
+use crate::wsgi::{Outcome, Sink, Stream};
 
-/// The `Date` header value, formatted once per second.
-pub struct DateCache {
-    secs: u64,
-    value: [u8; DATE_LEN],
-}
-
-impl DateCache {
-    pub fn new() -> DateCache {
-        DateCache {
-            secs: u64::MAX,
-            value: [b' '; DATE_LEN],
-        }
-    }
-
-    pub fn now(&mut self) -> [u8; DATE_LEN] {
-        self.at(wall_us() / 1_000_000)
-    }
-
-    /// The date for `secs` since the epoch (formatted once per second).
-    pub fn at(&mut self, secs: u64) -> [u8; DATE_LEN] {
-        if secs != self.secs {
-            self.secs = secs;
-            self.value = http_date(secs);
-        }
-        self.value
-    }
-}
-
-/// Microseconds since the epoch: the one wall-clock read of a request.
-fn wall_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
-}
-
-/// `METHOD target` of a request, formatted only when a log line needs it.
-struct Label<'a> {
-    method: &'a [u8],
-    target: &'a [u8],
-}
-
-impl fmt::Display for Label<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Client bytes: escaped, so a request cannot forge log lines.
-        use crate::log::Escaped;
-        write!(f, "{} {}", Escaped(self.method), Escaped(self.target))
-    }
-}
-
-/// The client as logs name it (a unix socket peer has no address).
-fn peer(info: &crate::wsgi::ConnInfo) -> &str {
-    if info.remote_addr.is_empty() {
-        "a unix socket peer"
-    } else {
-        &info.remote_addr
-    }
-}
-
-impl EventLoop<'_> {
-    pub(super) fn on_progress(&mut self, idx: usize, progress: Progress) {
+impl Connections<'_> {
+    /// Acts on what reading made of connection `idx`.
+    pub fn on_progress(&mut self, idx: usize, progress: Progress) {
         match progress {
             Progress::Waiting => {}
-            Progress::Ready => self.ready.push_back(idx),
+            Progress::Ready => self.request_ready(idx),
             Progress::WantsContinue => {
-                let Some(conn) = self.conns.get_mut(idx) else {
-                    return;
-                };
-                conn.sent_continue = true;
-                let fd = conn.stream.raw_fd();
-                let timeout = self.config.limits.http_timeout;
-                if sys::send_all(fd, &[b"HTTP/1.1 100 Continue\r\n\r\n"], timeout).is_err() {
-                    self.close(idx);
+                if let Some(conn) = self.conns.get_mut(idx) {
+                    conn.sent_continue = true;
                 }
+                self.send_now(idx, &[wire::CONTINUE]);
             }
             Progress::Refused(e) => {
                 self.log_refusal(idx, &e);
@@ -98,7 +37,7 @@ impl EventLoop<'_> {
                 if let Some(conn) = self.conns.get_mut(idx) {
                     log::warn!(
                         "refused a request body of {length} bytes from {}: larger than --limit-post {limit}",
-                        conn.info.remote_addr
+                        peer(&conn.info.remote_addr)
                     );
                 }
                 self.refuse(idx, 413);
@@ -106,19 +45,12 @@ impl EventLoop<'_> {
             Progress::Closed => self.close(idx),
             Progress::Truncated { got } => {
                 if let Some(conn) = self.conns.get_mut(idx) {
-                    let what = format!(
-                        "the peer closed it after {got} byte(s), before a complete request"
+                    log::log!(
+                        cut_level(conn.protocol),
+                        "closing {} from {}: the peer closed it after {got} byte(s), before a complete request",
+                        conn_kind(conn.protocol),
+                        peer(&conn.info.remote_addr)
                     );
-                    // On a uwsgi socket the peer is nginx: a cut packet is worth a warning.
-                    match conn.protocol {
-                        Protocol::Uwsgi => log::warn!(
-                            "closing a uwsgi connection from {}: {what}",
-                            peer(&conn.info)
-                        ),
-                        Protocol::Http => {
-                            log::debug!("closing a connection from {}: {what}", peer(&conn.info))
-                        }
-                    }
                 }
                 self.close(idx);
             }
@@ -127,18 +59,14 @@ impl EventLoop<'_> {
                 self.refuse(idx, 500);
             }
             Progress::Ping => {
-                if let Some(conn) = self.conns.get_mut(idx) {
-                    let pong = uwsgi::ping_response();
-                    let timeout = self.config.limits.http_timeout;
-                    let _ = sys::send_all(conn.stream.raw_fd(), &[&pong], timeout);
-                }
-                self.close(idx);
+                self.send_now(idx, &[&uwsgi::ping_response()]);
+                self.finish_after_drain(idx);
             }
             Progress::BadPacket(e) => {
                 if let Some(conn) = self.conns.get_mut(idx) {
                     log::warn!(
                         "closing a uwsgi connection from {}: {}",
-                        peer(&conn.info),
+                        peer(&conn.info.remote_addr),
                         e.reason()
                     );
                 }
@@ -149,7 +77,7 @@ impl EventLoop<'_> {
                     log::warn!(
                         "closing a uwsgi connection from {}: modifier1 {m1} (modifier2 {m2}) is not served; \
                          only WSGI requests (modifier1 0) and PING (100) are",
-                        peer(&conn.info)
+                        peer(&conn.info.remote_addr)
                     );
                 }
                 self.close(idx);
@@ -161,7 +89,7 @@ impl EventLoop<'_> {
         let Some(conn) = self.conns.get_mut(idx) else {
             return;
         };
-        let addr = &conn.info.remote_addr;
+        let addr = peer(&conn.info.remote_addr);
         match e {
             // A limit the operator may want to raise: say so at warn level.
             HttpError::HeadTooLarge(_)
@@ -173,107 +101,230 @@ impl EventLoop<'_> {
         }
     }
 
-    /// Answers with a server-generated error and closes the connection.
-    pub(super) fn refuse(&mut self, idx: usize, status: u16) {
-        let date = self.date.now();
-        if let Some(conn) = self.conns.get_mut(idx) {
-            let mut out = Vec::with_capacity(192);
-            http::write_simple_response(&mut out, status, &date, true);
-            let _ = sys::send_all(
-                conn.stream.raw_fd(),
-                &[&out],
-                self.config.limits.http_timeout,
-            );
+    /// Queues bytes of our own (100-continue, a refusal, a pong) on the
+    /// connection's output; a failure closes it.
+    fn send_now(&mut self, idx: usize, bufs: &[&[u8]]) {
+        let Some(out) = self.conns.get_mut(idx).and_then(|c| c.out.as_mut()) else {
+            return;
+        };
+        if out.send(bufs).is_err() {
+            self.close(idx);
         }
-        self.close(idx);
     }
 
-    /// Serves the complete request buffered on connection `idx`.
-    pub(super) fn serve(&mut self, gil: &Gil<'_>, idx: usize) {
-        let wall = wall_us();
-        let date = self.date.at(wall / 1_000_000);
+    /// Answers with a server-generated error and closes the connection once
+    /// the answer is sent.
+    pub fn refuse(&mut self, idx: usize, status: u16) {
+        let date = self.date.now();
+        let mut out = Vec::with_capacity(192);
+        wire::simple(&mut out, status, &date, true, false);
+        self.send_now(idx, &[&out]);
+        self.finish_after_drain(idx);
+    }
+
+    /// Closes the connection once what is queued has gone out.
+    fn finish_after_drain(&mut self, idx: usize) {
+        let closing = Outcome {
+            keep_alive: false,
+            ..Outcome::default()
+        };
+        self.drain(idx, After::Finish(closing));
+    }
+
+    /// A complete request: hand it to an app thread (or to this one's turn).
+    fn request_ready(&mut self, idx: usize) {
+        let date = self.date.now();
+        let stopping = self.stopping;
+        let timeout = self.config.limits.http_timeout;
+        let Some(conn) = self.conns.get_mut(idx) else {
+            return;
+        };
+        let view = conn.view();
+        let meta = Meta {
+            version: view.version(),
+            head_only: view.label().method == b"HEAD",
+            keep_alive: view.keep_alive() && !stopping && !conn.eof,
+            close_delimited: view.close_delimited(),
+            date,
+        };
+        if self.slot.request_start_us() == 0 {
+            let label = view.label();
+            self.slot.set_label(&[label.method, b" ", label.target]);
+            self.slot.begin_request(sys::monotonic_usec());
+        }
+        let protocol = conn.protocol;
+        let fd = conn.stream.raw_fd();
+        let out = conn
+            .out
+            .take()
+            .unwrap_or_else(|| Box::new(Outbound::new(fd, timeout)));
+        let lent = conn.lend();
+        conn.phase = Phase::Queued;
+        self.dispatch.submit(Job {
+            conn: idx,
+            work: Work::Request {
+                lent,
+                protocol,
+                meta,
+                out,
+            },
+        });
+    }
+
+    /// An app thread finished a job.
+    pub fn on_completion(&mut self, c: Completion) {
+        let micros = c.started.elapsed().as_micros() as u64;
+        let Some(conn) = self.conns.get_mut(c.conn) else {
+            // An abandoned stream (its connection is gone): nothing to do.
+            return;
+        };
+        if let Some(lent) = c.lent {
+            conn.restore(lent);
+        }
+        conn.out = c.out;
+        if conn.out.is_none() {
+            log::error!("worker {}: a response lost its connection state", self.id);
+            conn.phase = Phase::Reading;
+            self.close(c.conn);
+            return;
+        }
+        match c.result {
+            JobResult::Finished(outcome) => {
+                self.note_request_end(&outcome, micros, c.thread, c.conn);
+                self.drain(c.conn, After::Finish(outcome));
+            }
+            JobResult::Suspended(stream) => self.drain(c.conn, After::Resume(stream)),
+        }
+    }
+
+    /// Sends what is queued; once it is all out, carries on as `after` says.
+    pub fn drain(&mut self, idx: usize, after: After) {
+        let Some(conn) = self.conns.get_mut(idx) else {
+            return;
+        };
+        let flushed = match conn.out.as_mut() {
+            Some(out) => out.flush(),
+            None => Ok(true),
+        };
+        match flushed {
+            Ok(true) => self.proceed(idx, after),
+            Ok(false) => {
+                conn.phase = Phase::Draining(after);
+                // --http-timeout bounds a client that stops reading.
+                conn.deadline = sys::deadline(Instant::now(), self.config.limits.http_timeout);
+                self.want_writable(idx, true);
+            }
+            Err(e) => {
+                log::debug!(
+                    "closing a connection from {}: the client went away during the response: {e}",
+                    peer(&conn.info.remote_addr)
+                );
+                conn.phase = Phase::Reading;
+                if let After::Resume(stream) = after {
+                    self.abandon(stream);
+                }
+                self.close(idx);
+            }
+        }
+    }
+
+    /// The socket of a draining connection has room again.
+    pub fn on_writable(&mut self, idx: usize) {
+        let Some(conn) = self.conns.get_mut(idx) else {
+            return;
+        };
+        if let Phase::Draining(_) = conn.phase {
+            let Phase::Draining(after) = std::mem::replace(&mut conn.phase, Phase::Reading) else {
+                return;
+            };
+            self.drain(idx, after);
+        }
+    }
+
+    fn proceed(&mut self, idx: usize, after: After) {
+        match after {
+            After::Finish(outcome) => self.finish_request(idx, &outcome),
+            After::Resume(stream) => {
+                let Some(conn) = self.conns.get_mut(idx) else {
+                    return;
+                };
+                let Some(out) = conn.out.take() else {
+                    self.abandon(stream);
+                    self.close(idx);
+                    return;
+                };
+                conn.phase = Phase::InApp;
+                self.dispatch.submit(Job {
+                    conn: idx,
+                    work: Work::Resume { stream, out },
+                });
+            }
+        }
+    }
+
+    /// A stream whose client left is closed by an app thread (its `close()`
+    /// is Python); no connection waits for the answer.
+    pub fn abandon(&mut self, stream: Stream) {
+        self.dispatch.submit(Job {
+            conn: usize::MAX,
+            work: Work::Abandon { stream },
+        });
+    }
+
+    /// The response is all out: keep the connection for the next request,
+    /// or close it (resetting it if the response was cut short).
+    fn finish_request(&mut self, idx: usize, outcome: &Outcome) {
         let limits = self.config.limits;
         let Some(conn) = self.conns.get_mut(idx) else {
             return;
         };
-        let State::Ready { .. } = conn.state else {
+        conn.phase = Phase::Reading;
+        if outcome.aborted {
+            sys::reset_on_close(conn.stream.raw_fd());
+        }
+        if !outcome.keep_alive || self.stopping && conn.is_idle() {
+            self.close(idx);
             return;
-        };
-        let body = std::mem::take(&mut conn.body);
-        let buf = &conn.buf;
-        let (head, _head_len, label, version, keep_alive) = match conn.protocol {
-            Protocol::Http => {
-                let h = &conn.head;
-                let label = Label {
-                    method: &buf[h.method.clone()],
-                    target: &buf[h.target.clone()],
-                };
-                (Head::Http(h), h.head_len, label, h.version(), h.keep_alive)
-            }
-            Protocol::Uwsgi => {
-                let p = &conn.packet;
-                let var = |k: &[u8]| uwsgi::var(buf, p, k);
-                let label = Label {
-                    method: var(b"REQUEST_METHOD").unwrap_or(b"GET"),
-                    target: var(b"REQUEST_URI")
-                        .or_else(|| var(b"PATH_INFO"))
-                        .unwrap_or(b"/"),
-                };
-                let version = match var(b"SERVER_PROTOCOL") {
-                    Some(b"HTTP/1.1") => Version::Http11,
-                    _ => Version::Http10,
-                };
-                // nginx reads a uwsgi response to the close: one request per connection.
-                (Head::Uwsgi(p), p.head_len, label, version, false)
-            }
-        };
-        let params = ResponseParams {
-            fd: conn.stream.raw_fd(),
-            timeout: limits.http_timeout,
-            version,
-            head_only: label.method == b"HEAD",
-            keep_alive: keep_alive && !self.stopping && !conn.eof,
-            close_delimited: conn.protocol == Protocol::Uwsgi,
-            date,
-        };
-        let started = Instant::now();
-        self.slot.set_label(&[label.method, b" ", label.target]);
-        // Monotonic, for harakiri: a wall clock stepped forward (a VM
-        // resumed, NTP at boot) must not look like a request running long.
-        self.slot.begin_request(sys::monotonic_usec());
-        let outcome = self.bridge.call(
-            gil,
-            Request {
-                buf,
-                head,
-                body,
-                conn: &conn.info,
-            },
-            params,
-            &label,
-        );
-        let finished = Instant::now();
-        let micros = finished.duration_since(started).as_micros() as u64;
+        }
+        let now = Instant::now();
+        conn.consume_request();
+        conn.deadline = sys::deadline(now, limits.keepalive_timeout);
+        // Pipelined bytes may already hold the next request.
+        let progress = conn.read_and_parse(&limits);
+        if !conn.is_idle() {
+            conn.deadline = sys::deadline(now, limits.http_timeout);
+        }
+        self.want_writable(idx, false);
+        self.on_progress(idx, progress);
+    }
+
+    /// Scoreboard, access log and recycling for a finished request.
+    fn note_request_end(&mut self, outcome: &Outcome, micros: u64, thread: usize, idx: usize) {
         let served = self.slot.end_request(
             outcome.body_bytes,
             outcome.exception,
             outcome.status,
             micros,
         );
-        super::access::log_request(
-            self.config,
-            conn,
-            &super::access::Served {
-                method: label.method,
-                uri: label.target,
-                proto: version.as_str(),
-                outcome: &outcome,
+        // Other threads may still be serving: the slot shows the oldest.
+        if let Some((start, label)) = self.oldest_in_flight() {
+            self.slot.begin_request(start);
+            self.slot.set_label(&[label.as_bytes()]);
+        }
+        if let Some(conn) = self.conns.get_mut(idx) {
+            super::access::log_request(
+                self.config,
+                conn,
+                outcome,
                 micros,
-                wid: self.id,
-            },
-            &mut self.log_line,
-        );
-        if let Some(reason) = self.recycler.after_request(served, self.slot, finished) {
+                (self.id, thread),
+                &mut self.log_line,
+            );
+        }
+        if let Some(reason) = self
+            .recycler
+            .after_request(served, self.slot, Instant::now())
+        {
             log::info!(
                 "worker {} asks to be recycled ({}) after {served} request(s)",
                 self.id,
@@ -284,22 +335,14 @@ impl EventLoop<'_> {
                 log::warn!("worker {}: cannot notify the master: {e}", self.id);
             }
         }
-        if !outcome.keep_alive {
-            self.close(idx);
-            return;
-        }
-        conn.consume_request();
-        conn.deadline = finished + limits.keepalive_timeout;
-        let watched = conn.watched;
-        // Pipelined bytes may already hold the next request; it waits for the
-        // next round so other connections get their turn first.
-        let progress = conn.read_and_parse(&limits);
-        if !conn.is_idle() {
-            conn.deadline = finished + limits.http_timeout;
-        }
-        if !watched {
-            self.watch(idx); // a kept-alive connection waits for its next request
-        }
-        self.on_progress(idx, progress);
+    }
+
+    /// The start and label of the oldest request an app thread is serving.
+    fn oldest_in_flight(&self) -> Option<(u64, String)> {
+        self.cores
+            .iter()
+            .filter(|c| c.request_start_us() > 0)
+            .min_by_key(|c| c.request_start_us())
+            .map(|c| (c.request_start_us(), c.label()))
     }
 }

@@ -166,11 +166,11 @@ pub(super) fn latin1_str<'py>(py: Python<'py>, b: &[u8]) -> Bound<'py, PyString>
 }
 
 impl EnvironBuilder {
-    pub fn new(py: Python<'_>) -> PyResult<EnvironBuilder> {
+    pub fn new(py: Python<'_>, multithread: bool) -> PyResult<EnvironBuilder> {
         let template = PyDict::new(py);
         template.set_item("wsgi.version", PyTuple::new(py, [1, 0])?)?;
         template.set_item("wsgi.url_scheme", "http")?;
-        template.set_item("wsgi.multithread", false)?;
+        template.set_item("wsgi.multithread", multithread)?;
         template.set_item("wsgi.multiprocess", true)?;
         template.set_item("wsgi.run_once", false)?;
         template.set_item("wsgi.input_terminated", true)?;

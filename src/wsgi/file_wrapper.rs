@@ -2,6 +2,8 @@
 //! with `fileno()` on a regular file) is sent with sendfile(2) by the bridge;
 //! anything else is iterated in `block_size` reads. `close()` closes the file.
 
+use std::os::fd::{BorrowedFd, OwnedFd};
+
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -50,9 +52,11 @@ impl FileWrapper {
     }
 }
 
-/// The open regular file behind a wrapper, for sendfile: (fd, offset, bytes
-/// left). `None` when the object has no usable `fileno()` (a BytesIO, a pipe).
-pub fn sendable(py: Python<'_>, wrapper: &FileWrapper) -> Option<(i32, u64, u64)> {
+/// The open regular file behind a wrapper, for sendfile: (a descriptor of
+/// our own, offset, bytes left). Our own, because the app's file is closed
+/// with the result while the I/O side may still be sending it to a slow
+/// client. `None` when the object has no usable `fileno()` (a BytesIO, a pipe).
+pub fn sendable(py: Python<'_>, wrapper: &FileWrapper) -> Option<(OwnedFd, u64, u64)> {
     let f = wrapper.filelike.bind(py);
     let fd: i32 = f
         .getattr_opt(pyo3::intern!(py, "fileno"))
@@ -61,11 +65,24 @@ pub fn sendable(py: Python<'_>, wrapper: &FileWrapper) -> Option<(i32, u64, u64)
         .ok()?
         .extract()
         .ok()?;
-    let size = crate::sys::regular_file_size(fd)?;
+    if fd < 0 {
+        return None;
+    }
     // Python may have read ahead into its buffer; tell() is the logical position.
     let offset: u64 = match f.getattr_opt(pyo3::intern!(py, "tell")).ok()? {
         Some(tell) => tell.call0().ok()?.extract().ok()?,
         None => 0,
     };
-    Some((fd, offset, size.saturating_sub(offset)))
+    // SAFETY: `fd` is the open descriptor of the live file object (it was
+    // just asked for it); it is only borrowed for the duplication.
+    let own = unsafe { BorrowedFd::borrow_raw(fd) }
+        .try_clone_to_owned()
+        .ok()?;
+    let file = std::fs::File::from(own);
+    let meta = file.metadata().ok().filter(|m| m.is_file())?;
+    Some((
+        OwnedFd::from(file),
+        offset,
+        meta.len().saturating_sub(offset),
+    ))
 }

@@ -7,6 +7,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
 use super::response::Response;
+use super::sink::Flow;
+use crate::protocol::response::Meta;
 
 #[pyclass(module = "rwsgi", name = "start_response")]
 pub struct StartResponse {
@@ -21,12 +23,13 @@ pub struct WriteFn {
     owner: Py<StartResponse>,
 }
 
-/// Creates the per-worker pair.
-pub fn create(py: Python<'_>) -> PyResult<Py<StartResponse>> {
+/// Creates a pair: one per app thread, reused for its requests (a response
+/// suspended on a slow client keeps its own, and the thread makes another).
+pub fn create(py: Python<'_>, meta: Meta) -> PyResult<Py<StartResponse>> {
     let sr = Py::new(
         py,
         StartResponse {
-            response: Response::new(),
+            response: Response::new(meta),
             write: None,
         },
     )?;
@@ -187,6 +190,11 @@ impl StartResponse {
                         "Content-Length {value:?} is not a number of bytes"
                     )));
                 }
+                if value.parse::<u64>().is_err() {
+                    return Err(PyValueError::new_err(format!(
+                        "Content-Length {value:?} is too large (more than 2^64-1 bytes)"
+                    )));
+                }
                 if seen_length {
                     return Err(PyValueError::new_err("more than one Content-Length header"));
                 }
@@ -238,16 +246,36 @@ impl WriteFn {
             .cast::<PyBytes>()
             .map_err(|_| PyTypeError::new_err("write() takes bytes (encode str before writing)"))?;
         let owner = self.owner.bind(py);
-        let mut sr = owner.borrow_mut();
-        if !sr.response.started {
-            return Err(PyAssertionError::new_err(
-                "write() called before start_response",
-            ));
+        let flow = {
+            let mut sr = owner.borrow_mut();
+            if !sr.response.started {
+                return Err(PyAssertionError::new_err(
+                    "write() called before start_response",
+                ));
+            }
+            sr.response
+                .send_body(data.as_bytes())
+                .map_err(client_gone)?
+        };
+        if flow == Flow::Full {
+            // write() returns only once its data can be sent: its caller
+            // cannot be suspended, so this thread waits for the client,
+            // without the GIL.
+            let Some(mut sink) = owner.borrow_mut().response.take_sink() else {
+                return Err(client_gone(super::sink::Gone(std::io::Error::other(
+                    "no connection",
+                ))));
+            };
+            let waited = py.detach(|| sink.wait_drained());
+            owner.borrow_mut().response.put_sink(sink);
+            waited.map_err(client_gone)?;
         }
-        sr.response
-            .send_body(data.as_bytes())
-            .map_err(|e| PyOSError::new_err(format!("client disconnected: {}", e.0)))
+        Ok(())
     }
+}
+
+fn client_gone(e: super::sink::Gone) -> PyErr {
+    PyOSError::new_err(format!("client disconnected: {}", e.0))
 }
 
 #[cfg(test)]

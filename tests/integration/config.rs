@@ -954,7 +954,6 @@ fn files_in_missing_directories_are_refused_naming_the_directory() {
 fn foreign_flags_get_the_rwsgi_way() {
     let hello = "etc/apps/hello.py";
     for (args, needle) in [
-        (vec!["--threads", "4"], "add capacity with --processes"),
         (vec!["--cheaper", "2"], "SIGTTIN and SIGTTOU"),
         (vec!["--bind=127.0.0.1:8000"], "--http ADDR"),
         (vec!["--py-autoreload", "1"], "kill -HUP"),

@@ -1,0 +1,314 @@
+//! A worker's client connections: the slab that holds them, their epoll
+//! registration, reading, deadlines and closing. The request cycle on them
+//! is in `serve.rs`; where jobs go is the [`Dispatch`].
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::{Interest, Registry, Token};
+
+use super::clock::DateCache;
+use super::conn::{Buffers, Conn, Phase, Stream};
+use super::job::{self, Job};
+use super::outbound::Outbound;
+use super::recycle::Recycler;
+use super::session::{conn_kind, cut_level, peer};
+use super::slab::Slab;
+use super::threads::Shared;
+use crate::config::{Config, Protocol};
+use crate::scoreboard::{Core, Slot};
+use crate::wsgi::{Caller, Gil};
+
+/// Tokens of connections start here (below: the signal pipe, listeners, waker).
+pub const CONN_BASE: usize = 1 << 16;
+/// Closed connections' allocations kept for new ones (see `Buffers`).
+const SPARE_BUFFERS: usize = 32;
+/// How long idle keep-alive connections stay open once the worker stops, so a
+/// request already on its way is still answered (with `Connection: close`).
+const STOP_IDLE_GRACE: Duration = Duration::from_millis(500);
+
+/// Where jobs go.
+pub enum Dispatch {
+    /// `--threads 1`: the I/O thread runs each job itself, in turn, holding
+    /// the GIL (no hand-off: as fast as a single thread can be).
+    Inline {
+        caller: Box<Caller>,
+        ready: VecDeque<Job>,
+    },
+    /// `--threads N`: a pool of app threads.
+    Pool(Arc<Shared>),
+}
+
+impl Dispatch {
+    pub fn submit(&mut self, job: Job) {
+        match self {
+            Dispatch::Inline { ready, .. } => ready.push_back(job),
+            Dispatch::Pool(shared) => shared.submit(job),
+        }
+    }
+
+    /// App threads free to take a request now.
+    pub fn idle_threads(&self) -> usize {
+        match self {
+            Dispatch::Inline { .. } => 1,
+            Dispatch::Pool(shared) => shared.idle(),
+        }
+    }
+}
+
+pub struct Connections<'a> {
+    pub config: &'a Config,
+    pub slot: &'a Slot,
+    pub cores: &'a [Core],
+    pub id: usize,
+    pub slot_index: usize,
+    pub notify_fd: std::os::fd::RawFd,
+    registry: Registry,
+    pub conns: Slab<Conn>,
+    spare: Vec<Buffers>,
+    pub dispatch: Dispatch,
+    pub date: DateCache,
+    /// Reused buffer for access-log lines.
+    pub log_line: String,
+    pub recycler: Recycler,
+    pub stopping: bool,
+    pub next_sweep: Instant,
+}
+
+impl<'a> Connections<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        config: &'a Config,
+        slot: &'a Slot,
+        cores: &'a [Core],
+        id: usize,
+        slot_index: usize,
+        notify_fd: std::os::fd::RawFd,
+        registry: Registry,
+        dispatch: Dispatch,
+    ) -> Connections<'a> {
+        Connections {
+            config,
+            slot,
+            cores,
+            id,
+            slot_index,
+            notify_fd,
+            registry,
+            conns: Slab::new(),
+            spare: Vec::new(),
+            dispatch,
+            date: DateCache::new(),
+            log_line: String::with_capacity(256),
+            recycler: Recycler::new(
+                &config.recycle,
+                u64::from(crate::sys::getpid().unsigned_abs()) ^ crate::scoreboard::now_us(),
+            ),
+            stopping: false,
+            next_sweep: Instant::now() + Duration::from_secs(1),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Takes a new connection and reads its first request at once (it often
+    /// arrives with the connection). One whose request is complete already
+    /// (typical behind nginx) is put in epoll only if it has to wait.
+    pub fn insert(
+        &mut self,
+        stream: Stream,
+        protocol: Protocol,
+        fill: impl FnOnce(&mut crate::wsgi::ConnInfo),
+    ) {
+        let mut spare = self.spare.pop().unwrap_or_default();
+        fill(&mut spare.info);
+        let deadline = crate::sys::deadline(Instant::now(), self.config.limits.http_timeout);
+        let fd = stream.raw_fd();
+        let mut conn = Conn::new(stream, protocol, spare, deadline, &self.config.limits);
+        conn.out = Some(Box::new(Outbound::new(fd, self.config.limits.http_timeout)));
+        let idx = self.conns.insert(conn);
+        self.slot.set_conns(self.conns.len());
+        self.on_readable(idx);
+        let waits = self
+            .conns
+            .get_mut(idx)
+            .is_some_and(|c| matches!(c.phase, Phase::Reading) && !c.watched);
+        if waits {
+            self.watch(idx);
+        }
+    }
+
+    pub fn on_readable(&mut self, idx: usize) {
+        let limits = self.config.limits;
+        let Some(conn) = self.conns.get_mut(idx) else {
+            return;
+        };
+        conn.readable = true;
+        if !matches!(conn.phase, Phase::Reading) {
+            return; // read once the current request is answered
+        }
+        let was_idle = conn.is_idle();
+        let had = conn.buf.len() as u64 + conn.body.len();
+        let progress = conn.read_and_parse(&limits);
+        // --http-timeout is a limit on inactivity once a request has begun:
+        // a body arriving steadily keeps its connection alive.
+        let progressed = conn.buf.len() as u64 + conn.body.len() != had;
+        if (was_idle || progressed) && !conn.is_idle() {
+            conn.deadline = crate::sys::deadline(Instant::now(), limits.http_timeout);
+        }
+        self.on_progress(idx, progress);
+    }
+
+    /// Closes a connection (never one an app thread holds).
+    pub fn close(&mut self, idx: usize) {
+        if self
+            .conns
+            .get_mut(idx)
+            .is_some_and(|c| matches!(c.phase, Phase::Queued | Phase::InApp))
+        {
+            return;
+        }
+        if let Some(mut conn) = self.conns.remove(idx) {
+            if conn.watched {
+                let _ = self.registry.deregister(conn.stream.source());
+            }
+            if self.spare.len() < SPARE_BUFFERS {
+                self.spare.extend(conn.into_buffers());
+            }
+        }
+        self.slot.set_conns(self.conns.len());
+    }
+
+    /// Puts a connection in epoll once it has to wait for bytes. Registering
+    /// late is safe with edge triggering: epoll reports data already there.
+    pub fn watch(&mut self, idx: usize) {
+        self.register(idx, Interest::READABLE);
+    }
+
+    /// Adds (or drops) interest in writability while a response drains.
+    pub fn want_writable(&mut self, idx: usize, on: bool) {
+        let Some(conn) = self.conns.get_mut(idx) else {
+            return;
+        };
+        if conn.writing == on && conn.watched {
+            return;
+        }
+        let interest = if on {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
+        conn.writing = on;
+        self.register(idx, interest);
+    }
+
+    fn register(&mut self, idx: usize, interest: Interest) {
+        let Some(conn) = self.conns.get_mut(idx) else {
+            return;
+        };
+        let token = Token(CONN_BASE + idx);
+        let r = if conn.watched {
+            self.registry
+                .reregister(conn.stream.source(), token, interest)
+        } else {
+            self.registry
+                .register(conn.stream.source(), token, interest)
+        };
+        match r {
+            Ok(()) => conn.watched = true,
+            Err(e) => {
+                log::warn!("worker {}: cannot watch a connection: {e}", self.id);
+                conn.phase = Phase::Reading;
+                self.close(idx);
+            }
+        }
+    }
+
+    /// `--threads 1`: runs the jobs whose turn it is, each holding the GIL,
+    /// round-robin: jobs that follow from these wait for the next turn.
+    pub fn run_ready(&mut self, gil: &Gil<'_>) {
+        let n = match &self.dispatch {
+            Dispatch::Inline { ready, .. } => ready.len(),
+            Dispatch::Pool(_) => 0,
+        };
+        for _ in 0..n {
+            let Dispatch::Inline { caller, ready } = &mut self.dispatch else {
+                return;
+            };
+            let Some(job) = ready.pop_front() else {
+                return;
+            };
+            let Some(core) = self.cores.first() else {
+                return;
+            };
+            let done = job::run(caller, gil, core, 0, job);
+            self.on_completion(done);
+        }
+    }
+
+    /// Jobs waiting for the inline turn.
+    pub fn has_ready(&self) -> bool {
+        matches!(&self.dispatch, Dispatch::Inline { ready, .. } if !ready.is_empty())
+    }
+
+    /// Graceful stop: idle keep-alive connections get a short grace, then
+    /// close; requests in progress finish.
+    pub fn begin_stop(&mut self) {
+        self.stopping = true;
+        let grace = Instant::now() + STOP_IDLE_GRACE;
+        for idx in self.conns.keys() {
+            if let Some(c) = self.conns.get_mut(idx) {
+                if c.is_idle() && matches!(c.phase, Phase::Reading) {
+                    c.deadline = c.deadline.min(grace);
+                }
+            }
+        }
+        self.next_sweep = self.next_sweep.min(grace);
+    }
+
+    /// Closes connections whose deadline passed: idle ones silently, ones in
+    /// the middle of sending a request with 408, ones whose client stopped
+    /// reading a response as gone.
+    pub fn sweep(&mut self) {
+        let now = Instant::now();
+        self.next_sweep = now + Duration::from_secs(1);
+        for idx in self.conns.keys() {
+            let Some(conn) = self.conns.get_mut(idx) else {
+                continue;
+            };
+            if conn.deadline > now {
+                continue;
+            }
+            match &conn.phase {
+                Phase::Queued | Phase::InApp => continue,
+                Phase::Draining(_) => {
+                    log::debug!(
+                        "closing a connection from {}: it read nothing of its response for --http-timeout",
+                        peer(&conn.info.remote_addr)
+                    );
+                    let Phase::Draining(after) = std::mem::replace(&mut conn.phase, Phase::Reading)
+                    else {
+                        continue;
+                    };
+                    if let super::conn::After::Resume(stream) = after {
+                        self.abandon(stream);
+                    }
+                    self.close(idx);
+                }
+                Phase::Reading if conn.is_idle() => self.close(idx),
+                Phase::Reading => {
+                    log::log!(
+                        cut_level(conn.protocol),
+                        "closing {} from {}: request not complete within --http-timeout",
+                        conn_kind(conn.protocol),
+                        peer(&conn.info.remote_addr)
+                    );
+                    self.refuse(idx, 408);
+                }
+            }
+        }
+    }
+}

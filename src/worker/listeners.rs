@@ -1,0 +1,261 @@
+//! The shared listening sockets as one worker sees them: accepting in
+//! batches, leaving connections to less loaded siblings, surviving fd
+//! exhaustion, and letting go of the sockets when the worker stops.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, UnixListener};
+use mio::{Interest, Registry, Token};
+
+use super::conn::Stream;
+use super::connections::Connections;
+use crate::config::Protocol;
+use crate::master::WorkerContext;
+use crate::protocol::response as wire;
+use crate::scoreboard::Scoreboard;
+use crate::socket::BoundAddr;
+use crate::sys;
+
+/// Tokens of listeners start here.
+pub const LISTENER_BASE: usize = 1;
+/// Connections accepted per listener per loop turn, so one worker does not
+/// grab a whole burst while its siblings idle.
+const ACCEPT_BATCH: usize = 8;
+/// How long a worker leaves a new connection to a less loaded idle sibling
+/// before it accepts it itself.
+const ACCEPT_DEFER: Duration = Duration::from_millis(5);
+/// How soon accepting is retried after the process ran out of descriptors.
+const EMFILE_RETRY: Duration = Duration::from_millis(100);
+
+enum Socket {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl Socket {
+    fn source(&mut self) -> &mut dyn mio::event::Source {
+        match self {
+            Socket::Tcp(s) => s,
+            Socket::Unix(s) => s,
+        }
+    }
+
+    fn raw_fd(&self) -> std::os::fd::RawFd {
+        match self {
+            Socket::Tcp(s) => s.as_raw_fd(),
+            Socket::Unix(s) => s.as_raw_fd(),
+        }
+    }
+}
+
+struct Listener {
+    socket: Socket,
+    protocol: Protocol,
+    server_name: String,
+    server_port: String,
+    /// Passed in by systemd / `fd://N`: never shut (it outlives us).
+    inherited: bool,
+}
+
+pub struct Listeners {
+    list: Vec<Option<Listener>>,
+    /// A deferred or failed accept to retry at this time.
+    pub retry_at: Option<Instant>,
+    /// A batch was full: the queue may hold more.
+    pub more: bool,
+    /// A descriptor kept free to accept-and-refuse with when none are left.
+    reserve: Option<OwnedFd>,
+    /// Out of descriptors now (logged once per episode).
+    starved: bool,
+}
+
+impl Listeners {
+    pub fn new(ctx: &WorkerContext<'_>, registry: &Registry) -> io::Result<Listeners> {
+        let mut list = Vec::new();
+        for (i, l) in ctx.listeners.iter().enumerate() {
+            // This process's own copy of the fd (inherited across fork),
+            // handed over to mio: the master's `Listener` value is never
+            // dropped in a worker (workers end in _exit), so each fd has
+            // one owner here.
+            let raw = l.raw_fd();
+            let (mut socket, server_name, server_port) = match &l.addr {
+                // SAFETY: `raw` is a listening TCP socket this process owns a copy of.
+                BoundAddr::Tcp(a) => (
+                    Socket::Tcp(unsafe { TcpListener::from_raw_fd(raw) }),
+                    a.ip().to_string(),
+                    a.port().to_string(),
+                ),
+                // SAFETY: `raw` is a listening unix socket this process owns a copy of.
+                BoundAddr::Unix(p) => (
+                    Socket::Unix(unsafe { UnixListener::from_raw_fd(raw) }),
+                    p.display().to_string(),
+                    String::new(),
+                ),
+            };
+            registry.register(
+                socket.source(),
+                Token(LISTENER_BASE + i),
+                Interest::READABLE,
+            )?;
+            list.push(Some(Listener {
+                socket,
+                protocol: l.protocol,
+                inherited: l.inherited,
+                server_name,
+                server_port,
+            }));
+        }
+        Ok(Listeners {
+            list,
+            retry_at: None,
+            more: false,
+            reserve: std::fs::File::open("/dev/null").ok().map(OwnedFd::from),
+            starved: false,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Whether this worker should leave new connections to a sibling: it
+    /// holds clearly more connections than an idle one, or (with threads)
+    /// all its app threads are busy while a sibling has one free.
+    fn defer(conns: &Connections<'_>, scoreboard: &Scoreboard) -> bool {
+        let mine = conns.len() as u32;
+        let Some(fewest) = scoreboard.fewest_idle_conns(conns.slot_index) else {
+            return false;
+        };
+        mine > fewest + 1 || conns.config.threads > 1 && conns.dispatch.idle_threads() == 0
+    }
+
+    /// Accepts up to a batch on listener `i`; true if the batch was full.
+    /// With `balance`, a loaded worker leaves the connection to an idle
+    /// sibling (which the same event woke) for a moment.
+    pub fn accept(
+        &mut self,
+        i: usize,
+        balance: bool,
+        conns: &mut Connections<'_>,
+        scoreboard: &Scoreboard,
+    ) -> bool {
+        if conns.stopping {
+            return false;
+        }
+        if balance && Self::defer(conns, scoreboard) {
+            // A preference, not a rule: if the sibling has not taken the
+            // connection shortly, this worker does.
+            self.retry_at.get_or_insert(Instant::now() + ACCEPT_DEFER);
+            return false;
+        }
+        for _ in 0..ACCEPT_BATCH {
+            let Some(Some(l)) = self.list.get(i) else {
+                return false;
+            };
+            let accepted = match &l.socket {
+                // TCP_NODELAY comes from the listener (set when it was bound).
+                Socket::Tcp(s) => s
+                    .accept()
+                    .map(|(stream, peer)| (Stream::Tcp(stream), Some(peer))),
+                Socket::Unix(s) => s.accept().map(|(stream, _)| (Stream::Unix(stream), None)),
+            };
+            let (stream, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.starved = false;
+                    return false;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // A sibling shut the shared listener for a server-wide drain.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return false,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    self.out_of_fds(i, conns, &e);
+                    return false;
+                }
+                Err(e) => {
+                    log::warn!("worker {}: accept failed: {e}", conns.id);
+                    return false;
+                }
+            };
+            self.starved = false;
+            let (name, port) = (l.server_name.as_str(), l.server_port.as_str());
+            conns.insert(stream, l.protocol, |info| info.fill(peer, name, port));
+        }
+        self.more = true;
+        true
+    }
+
+    /// The process has no descriptor left for a new connection. Clients in
+    /// the queue are refused with 503 through the reserve descriptor rather
+    /// than left waiting for one to free up, accepting resumes on a timer
+    /// (and when a connection closes), and the log says so once per episode.
+    fn out_of_fds(&mut self, i: usize, conns: &Connections<'_>, e: &io::Error) {
+        if !self.starved {
+            log::error!(
+                "worker {}: cannot accept connections: {e}; {} open connection(s). \
+                 Raise the descriptor limit (LimitNOFILE= in systemd, ulimit -n) or look for an app that leaks files; \
+                 waiting clients get 503 until descriptors free up",
+                conns.id,
+                conns.len()
+            );
+            self.starved = true;
+        }
+        self.retry_at = Some(Instant::now() + EMFILE_RETRY);
+        let Some(Some(l)) = self.list.get(i) else {
+            return;
+        };
+        let mut answer = Vec::with_capacity(160);
+        let date = crate::protocol::date::http_date(crate::scoreboard::now_us() / 1_000_000);
+        wire::simple(&mut answer, 503, &date, true, false);
+        // Free the reserve, take one client with it, answer, close; repeat
+        // while clients wait and the reserve can be had back.
+        while let Some(reserve) = self.reserve.take() {
+            drop(reserve);
+            let Some(client) = sys::accept_nonblocking(l.socket.raw_fd()) else {
+                self.reserve = std::fs::File::open("/dev/null").ok().map(OwnedFd::from);
+                break;
+            };
+            let _ = sys::try_send(client.as_raw_fd(), &[&answer]);
+            drop(client);
+            self.reserve = std::fs::File::open("/dev/null").ok().map(OwnedFd::from);
+        }
+    }
+
+    /// Retries accepting on every listener (after a deferral or fd exhaustion).
+    pub fn retry(&mut self, conns: &mut Connections<'_>, scoreboard: &Scoreboard) {
+        self.retry_at = None;
+        for i in 0..self.list.len() {
+            self.accept(i, false, conns, scoreboard);
+        }
+    }
+
+    /// The worker stops: take what already waits in the accept queue (those
+    /// clients connected while we were busy and are answered, with
+    /// `Connection: close`, not reset), then let go of the listeners. With
+    /// `shut` (the whole server drains) the shared sockets are shut, so the
+    /// kernel refuses new connections instead of queueing them for nobody.
+    pub fn stop(
+        &mut self,
+        shut: bool,
+        conns: &mut Connections<'_>,
+        scoreboard: &Scoreboard,
+        registry: &Registry,
+    ) {
+        for i in 0..self.list.len() {
+            while self.accept(i, false, conns, scoreboard) {}
+            if let Some(Some(l)) = self.list.get(i) {
+                // An inherited (systemd) socket outlives us: never shut it.
+                if shut && !l.inherited {
+                    sys::shutdown_listener(l.socket.raw_fd());
+                }
+            }
+        }
+        for l in self.list.iter_mut() {
+            if let Some(mut l) = l.take() {
+                let _ = registry.deregister(l.socket.source());
+            }
+        }
+    }
+}
