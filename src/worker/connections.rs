@@ -26,7 +26,7 @@ pub const CONN_BASE: usize = 1 << 16;
 const SPARE_BUFFERS: usize = 32;
 /// How long idle keep-alive connections stay open once the worker stops, so a
 /// request already on its way is still answered (with `Connection: close`).
-const STOP_IDLE_GRACE: Duration = Duration::from_millis(500);
+pub const STOP_IDLE_GRACE: Duration = Duration::from_millis(500);
 
 /// Where jobs go.
 pub enum Dispatch {

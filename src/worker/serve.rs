@@ -282,17 +282,22 @@ impl Connections<'_> {
         if outcome.aborted {
             sys::reset_on_close(conn.stream.raw_fd());
         }
-        if !outcome.keep_alive || self.stopping && conn.is_idle() {
+        if !outcome.keep_alive {
             self.close(idx);
             return;
         }
         let now = Instant::now();
         conn.consume_request();
+
         conn.deadline = sys::deadline(now, limits.keepalive_timeout);
         // Pipelined bytes may already hold the next request.
         let progress = conn.read_and_parse(&limits);
         if !conn.is_idle() {
             conn.deadline = sys::deadline(now, limits.http_timeout);
+        } else if self.stopping {
+            // The worker stops: a request already on its way still gets a
+            // short grace, as at the start of the stop.
+            conn.deadline = conn.deadline.min(now + super::connections::STOP_IDLE_GRACE);
         }
         self.want_writable(idx, false);
         self.on_progress(idx, progress);
