@@ -104,8 +104,9 @@ pub fn load(path: &Path) -> Result<Vec<Setting>, LoadError> {
                          (leave it out; --{key} is accepted as a flag)"
                     )
                 } else {
-                    schema::suggest(key)
-                        .map(|k| format!("; did you mean \"{k}\"?"))
+                    key_hint(key)
+                        .or_else(|| schema::suggest(key).map(|k| format!("did you mean \"{k}\"?")))
+                        .map(|h| format!("; {h}"))
                         .unwrap_or_default()
                 };
                 return fail(format!("{at}: unknown key \"{key}\" in [{table}]{hint}"));
@@ -136,6 +137,16 @@ pub fn load(path: &Path) -> Result<Vec<Setting>, LoadError> {
         }
     }
     Ok(out)
+}
+
+/// What to say about a key that is another tool's option or a flag alias.
+fn key_hint(key: &str) -> Option<String> {
+    let key = key.replace('_', "-");
+    if let Some(h) = crate::cli_hints::for_key(&key) {
+        return Some(format!("{key} is not an rwsgi option: {h}"));
+    }
+    crate::cli_hints::alias_of(&key)
+        .map(|k| format!("the key is \"{k}\" (--{key} is its alias on the command line)"))
 }
 
 /// A TOML value as flag values, or what was expected.

@@ -115,7 +115,7 @@ pub fn load(args: Vec<OsString>, env: &[(String, String)]) -> Result<Layered, Lo
         Ok(m) => m,
         Err(e) => return Err(blame(e, &argv, &sources, &args_len)),
     };
-    let cli = Cli::from_arg_matches(&matches).map_err(LoadError::Clap)?;
+    let mut cli = Cli::from_arg_matches(&matches).map_err(LoadError::Clap)?;
     let mut values = BTreeMap::new();
     for (_, key, kind) in schema::OPTIONS {
         let id = key.replace('-', "_");
@@ -131,6 +131,9 @@ pub fn load(args: Vec<OsString>, env: &[(String, String)]) -> Result<Layered, Lo
         };
         values.insert(*key, v);
     }
+    if let Some(app) = cli.app.take() {
+        place_app(&mut cli, app, &mut values, &mut sources)?;
+    }
     Ok(Layered {
         cli,
         provenance: Provenance {
@@ -140,6 +143,50 @@ pub fn load(args: Vec<OsString>, env: &[(String, String)]) -> Result<Layered, Lo
             file: config_path,
         },
     })
+}
+
+/// The positional APP (Gunicorn's form) becomes `--module` or, for a path
+/// or a `.py` file, `--wsgi-file`; it replaces an app a file or variable
+/// names, as any command-line flag would.
+fn place_app(
+    cli: &mut Cli,
+    app: String,
+    values: &mut BTreeMap<&'static str, Vec<String>>,
+    sources: &mut BTreeMap<&'static str, String>,
+) -> Result<(), LoadError> {
+    let on_cli = |k: &str| sources.get(k).is_some_and(|s| s == "command line");
+    if on_cli("module") || on_cli("wsgi-file") {
+        let given = match (&cli.module, &cli.wsgi_file) {
+            (Some(m), _) if !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit()) => {
+                return err(format!(
+                    "-w {m} looks like Gunicorn's worker count: rwsgi's -w is uWSGI's \
+                     --module (the app is {app}); for {m} workers use --processes {m} (-p)"
+                ))
+            }
+            (Some(m), _) => format!("--module {m}"),
+            (None, Some(f)) => format!("--wsgi-file {}", f.display()),
+            (None, None) => String::new(),
+        };
+        return err(format!(
+            "the app is given twice, as {app} and as {given}; keep one"
+        ));
+    }
+    let key = if app.ends_with(".py") || app.contains('/') {
+        cli.wsgi_file = Some(app.clone().into());
+        cli.module = None;
+        "wsgi-file"
+    } else {
+        cli.module = Some(app.clone());
+        cli.wsgi_file = None;
+        "module"
+    };
+    for k in ["module", "wsgi-file"] {
+        values.remove(k);
+        sources.remove(k);
+    }
+    values.insert(key, vec![app]);
+    sources.insert(key, "command line".to_string());
+    Ok(())
 }
 
 /// A value clap refused: if it came from the file or the environment, say
@@ -203,14 +250,18 @@ fn from_env(
         }
         let key = opt.to_ascii_lowercase().replace('_', "-");
         let Some((_, key, kind)) = schema::find(&key) else {
-            let hint = schema::suggest(&key)
-                .map(|k| {
-                    format!(
-                        "; did you mean RWSGI_{}?",
-                        k.to_ascii_uppercase().replace('-', "_")
-                    )
-                })
-                .unwrap_or_default();
+            let var = |k: &str| format!("RWSGI_{}", k.to_ascii_uppercase().replace('-', "_"));
+            let hint = if let Some(h) = crate::cli_hints::for_key(&key) {
+                format!("; {h}")
+            } else if let Some(k) = crate::cli_hints::alias_of(&key) {
+                format!("; the variable is {}", var(k))
+            } else if crate::cli::COMPAT_FLAGS.contains(&key.as_str()) {
+                "; rwsgi always behaves so: leave it out".to_string()
+            } else {
+                schema::suggest(&key)
+                    .map(|k| format!("; did you mean {}?", var(k)))
+                    .unwrap_or_default()
+            };
             warnings.push(format!(
                 "environment variable {name} is not an rwsgi option (ignored){hint}"
             ));
@@ -304,15 +355,19 @@ pub fn describe(layered: &Provenance) -> String {
                     .find(|a| a.get_long() == Some(key))
                     .and_then(|a| a.get_help().map(|h| h.to_string()))
                     .unwrap_or_default();
+                // Every line stays valid TOML with one '#' removed: a
+                // default is printed as the value the file would take, and
+                // a note about an option without one starts with "##".
                 match help
                     .split("[default: ")
                     .nth(1)
                     .and_then(|d| d.split(']').next())
                 {
                     // A value only for the bare flag is not a default.
-                    Some(d) if d.contains("when given") => format!("# {key} is not set ({d})"),
-                    Some(d) => format!("# {key} = {d}  # default"),
-                    None => format!("# {key} is not set"),
+                    Some(d) if d.contains("when given") => format!("## {key} is not set ({d})"),
+                    Some(d) => format!("# {key} = {}  # default", toml_value(*kind, &[d.into()])),
+                    None if *kind == Kind::Bool => format!("# {key} = false  # default"),
+                    None => format!("## {key} is not set"),
                 }
             }
         };
@@ -323,7 +378,8 @@ pub fn describe(layered: &Provenance) -> String {
 }
 
 fn toml_value(kind: Kind, v: &[String]) -> String {
-    let quote = |s: &String| format!("{s:?}");
+    // toml's own quoting: Rust's {:?} escapes (\u{1b}) are not TOML.
+    let quote = |s: &String| toml::Value::String(s.clone()).to_string();
     match kind {
         Kind::Bool => "true".to_string(),
         Kind::Int => v.last().cloned().unwrap_or_default(),

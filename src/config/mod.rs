@@ -4,7 +4,7 @@
 mod file;
 pub mod layers;
 mod listen;
-mod schema;
+pub mod schema;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -488,6 +488,12 @@ fn validate_app(app: &AppSource) -> Result<(), ConfigError> {
             if callable.is_empty() {
                 return err(format!(
                     "--module {module}: the callable after ':' is empty"
+                ));
+            }
+            if callable.contains('(') {
+                return err(format!(
+                    "--module {module}:{callable}: rwsgi calls no app factory; define the app \
+                     in the module (application = {callable}) and name that"
                 ));
             }
             Ok(())

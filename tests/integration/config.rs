@@ -167,7 +167,8 @@ impl Report {
         let mut set = BTreeMap::new();
         let mut unset = Vec::new();
         for line in stdout.lines() {
-            if let Some(rest) = line.strip_prefix("# ") {
+            if let Some(rest) = line.strip_prefix('#') {
+                let rest = rest.trim_start_matches('#').trim_start();
                 if let Some(key) = rest.strip_suffix(" is not set") {
                     unset.push(key.to_string());
                 }
