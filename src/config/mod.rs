@@ -4,6 +4,8 @@
 mod file;
 pub mod layers;
 mod listen;
+mod paths;
+pub mod python;
 pub mod schema;
 
 use std::fmt;
@@ -11,6 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::Cli;
+use paths::{absolute, absolute_addr, resolve_paths};
 pub use crate::master::ReloadMode;
 
 pub use listen::{parse_listen, ListenAddr, ListenSpec, Protocol};
@@ -192,6 +195,13 @@ impl Config {
 
     /// Builds and validates the effective configuration from the flags.
     pub fn from_cli(cli: Cli) -> Result<Config, ConfigError> {
+        Config::from_cli_activated(cli, false)
+    }
+
+    /// As `from_cli`; `activated`: systemd passed sockets, so no address
+    /// is needed (bare socket activation serves HTTP on them).
+    pub fn from_cli_activated(mut cli: Cli, activated: bool) -> Result<Config, ConfigError> {
+        resolve_paths(&mut cli)?;
         let process = process_options(&cli)?;
         let callable = cli.callable.unwrap_or_else(|| "application".to_string());
         let app = match (cli.module, cli.wsgi_file) {
@@ -223,13 +233,14 @@ impl Config {
             ("--socket", &cli.socket, Protocol::Uwsgi),
         ] {
             for a in addrs {
+                let addr = parse_listen(a).map_err(|e| ConfigError(format!("{flag} {a}: {e}")))?;
                 listen.push(ListenSpec {
-                    addr: parse_listen(a).map_err(|e| ConfigError(format!("{flag} {a}: {e}")))?,
+                    addr: absolute_addr(addr),
                     protocol,
                 });
             }
         }
-        if listen.is_empty() {
+        if listen.is_empty() && !activated {
             return err(
                 "no socket to serve: pass --http ADDR (e.g. --http :8000) or --socket ADDR for nginx",
             );
@@ -312,6 +323,7 @@ impl Config {
                     home.display()
                 ));
             }
+            python::check_home(home).map_err(ConfigError)?;
         }
         let reload_mode = match cli.reload_mode.as_deref().unwrap_or("rolling") {
             "rolling" => ReloadMode::Rolling,
@@ -339,7 +351,11 @@ impl Config {
         };
         let endpoint = |flag: &str, v: &Option<String>| {
             v.as_deref()
-                .map(|a| parse_listen(a).map_err(|e| ConfigError(format!("{flag} {a}: {e}"))))
+                .map(|a| {
+                    parse_listen(a)
+                        .map(absolute_addr)
+                        .map_err(|e| ConfigError(format!("{flag} {a}: {e}")))
+                })
                 .transpose()
         };
         if cli.stats_http && cli.stats.is_none() {
@@ -370,11 +386,6 @@ impl Config {
             shutdown_timeout: Duration::from_secs(cli.shutdown_timeout.unwrap_or(30)),
         })
     }
-}
-
-/// `path` made absolute against the current (start) directory.
-fn absolute(path: &std::path::Path) -> PathBuf {
-    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn process_options(cli: &Cli) -> Result<ProcessOptions, ConfigError> {
@@ -462,8 +473,7 @@ fn validate_app(app: &AppSource) -> Result<(), ConfigError> {
                     path.display()
                 ));
             }
-            // Relative paths are resolved after --chdir in the worker; only an
-            // absolute path can be checked here.
+            // Relative paths were made absolute (resolve_paths).
             if path.is_absolute() && !path.is_file() {
                 return err(format!("--wsgi-file {}: no such file", path.display()));
             }
