@@ -34,6 +34,8 @@ pub struct Provenance {
     pub values: BTreeMap<&'static str, Vec<String>>,
     /// The configuration file, if one was read.
     pub file: Option<std::path::PathBuf>,
+    /// That file is a uWSGI ini (`--ini`), not rwsgi TOML.
+    pub from_ini: bool,
 }
 
 /// Why the layers could not be merged.
@@ -64,8 +66,14 @@ pub fn load(args: Vec<OsString>, env: &[(String, String)]) -> Result<Layered, Lo
 
     let mut warnings = Vec::new();
     // clap reads RWSGI_CONFIG itself (`env` on the flag).
-    let config_path = first.get_one::<std::path::PathBuf>("config").cloned();
+    let ini_path = first.get_one::<std::path::PathBuf>("ini").cloned();
+    let from_ini = ini_path.is_some();
+    let config_path = first
+        .get_one::<std::path::PathBuf>("config")
+        .cloned()
+        .or(ini_path);
     let file = match &config_path {
+        Some(path) if from_ini => super::ini::load(path, env)?,
         Some(path) => super::file::load(path)?,
         None => Vec::new(),
     };
@@ -141,6 +149,7 @@ pub fn load(args: Vec<OsString>, env: &[(String, String)]) -> Result<Layered, Lo
             warnings,
             values,
             file: config_path,
+            from_ini,
         },
     })
 }
@@ -231,6 +240,9 @@ fn push_arg(out: &mut Vec<OsString>, key: &str, value: &str) {
                 out.push(format!("--{key}").into());
             }
         }
+        // An empty value is the bare flag: its value when given alone
+        // (`--chmod-socket`), or clap's "a value is required".
+        _ if value.is_empty() => out.push(format!("--{key}").into()),
         _ => out.push(format!("--{key}={value}").into()),
     }
 }
@@ -332,8 +344,14 @@ pub fn annotate(e: ConfigError, sources: &BTreeMap<&'static str, String>) -> Con
 pub fn describe(layered: &Provenance) -> String {
     let cmd = Cli::command();
     let mut out = String::new();
-    if let Some(p) = &layered.file {
-        out.push_str(&format!("# configuration file: {}\n", p.display()));
+    match &layered.file {
+        Some(p) if layered.from_ini => out.push_str(&format!(
+            "# rwsgi's equivalent of the uWSGI ini file {} (save it as rwsgi.toml and run \
+             rwsgi --config rwsgi.toml)\n",
+            p.display()
+        )),
+        Some(p) => out.push_str(&format!("# configuration file: {}\n", p.display())),
+        None => {}
     }
     let mut table = "";
     for (t, key, kind) in schema::OPTIONS {

@@ -2,6 +2,7 @@
 //! validated in one place. Everything downstream reads a `Config`, never flags.
 
 mod file;
+mod ini;
 pub mod layers;
 mod listen;
 mod paths;
