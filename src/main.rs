@@ -41,7 +41,7 @@ fn main() {
         }
         // A closed pipe (`| head`) is not an error worth a panic.
         use std::io::Write;
-        let report = format!("{}# configuration OK\n", layers::describe(&provenance));
+        let report = format!("{}## configuration OK\n", layers::describe(&provenance));
         let _ = std::io::stdout().lock().write_all(report.as_bytes());
         return;
     }

@@ -139,7 +139,7 @@ fn schema_keys() -> Vec<(String, String, Option<String>)> {
             table = t.to_string();
             continue;
         }
-        if table.is_empty() || line.trim().is_empty() || line.starts_with("# configuration") {
+        if table.is_empty() || line.trim().is_empty() || line.starts_with("## configuration") {
             continue;
         }
         let line = line.trim_start_matches('#').trim_start();

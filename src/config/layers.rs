@@ -346,11 +346,11 @@ pub fn describe(layered: &Provenance) -> String {
     let mut out = String::new();
     match &layered.file {
         Some(p) if layered.from_ini => out.push_str(&format!(
-            "# rwsgi's equivalent of the uWSGI ini file {} (save it as rwsgi.toml and run \
+            "## rwsgi's equivalent of the uWSGI ini file {} (save it as rwsgi.toml and run \
              rwsgi --config rwsgi.toml)\n",
             p.display()
         )),
-        Some(p) => out.push_str(&format!("# configuration file: {}\n", p.display())),
+        Some(p) => out.push_str(&format!("## configuration file: {}\n", p.display())),
         None => {}
     }
     let mut table = "";

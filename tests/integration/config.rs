@@ -28,7 +28,7 @@ use crate::harness::{
 
 /// rwsgi with `args`, in the project directory, with `env` added to an
 /// environment cleaned of every configuration variable.
-fn rwsgi(args: &[&str], env: &[(&str, &str)]) -> Command {
+pub(crate) fn rwsgi(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rwsgi"));
     cmd.args(args)
         .current_dir(project_dir())
@@ -44,14 +44,14 @@ fn rwsgi(args: &[&str], env: &[(&str, &str)]) -> Command {
 }
 
 /// What a short run of rwsgi (`--check-config`, a failing start) did.
-struct Ran {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Ran {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 impl Ran {
-    fn show(&self) -> String {
+    pub fn show(&self) -> String {
         format!(
             "exit {:?}\n--- stdout:\n{}--- stderr:\n{}",
             self.code, self.stdout, self.stderr
@@ -60,8 +60,13 @@ impl Ran {
 }
 
 /// Runs rwsgi to completion (killed after PROMPT: it must not start serving).
-fn run(args: &[&str], env: &[(&str, &str)]) -> Ran {
-    let mut child = rwsgi(args, env)
+pub(crate) fn run(args: &[&str], env: &[(&str, &str)]) -> Ran {
+    run_command(rwsgi(args, env), &format!("rwsgi {args:?}"))
+}
+
+/// Runs `cmd` (see `rwsgi`) to completion, as `run` does.
+pub(crate) fn run_command(mut cmd: Command, what: &str) -> Ran {
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -70,7 +75,7 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> Ran {
     let (tx, rx) = mpsc::channel();
     drain(child.stdout.take().unwrap(), 0, tx.clone());
     drain(child.stderr.take().unwrap(), 1, tx);
-    let status = wait_child(&mut child, PROMPT, &format!("rwsgi {args:?}"));
+    let status = wait_child(&mut child, PROMPT, what);
     let mut out = [String::new(), String::new()];
     for _ in 0..2 {
         if let Ok((n, text)) = rx.recv_timeout(Duration::from_secs(5)) {
@@ -441,7 +446,7 @@ fn every_example_config_passes_check_config() {
         assert!(
             report
                 .text
-                .starts_with(&format!("# configuration file: {file}\n")),
+                .starts_with(&format!("## configuration file: {file}\n")),
             "{file}: the report does not name the file:\n{}",
             report.text
         );
