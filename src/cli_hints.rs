@@ -373,7 +373,10 @@ mod tests {
         assert_eq!(alias_of("processes"), None);
         assert!(for_key("statsd-host").is_some_and(|h| h.contains("--metrics")));
         assert_eq!(for_key("no-such-key"), None);
-        assert_eq!(closest("procesess", ["processes"].into_iter()), Some("processes"));
+        assert_eq!(
+            closest("procesess", ["processes"].into_iter()),
+            Some("processes")
+        );
         assert_eq!(closest("stats-x", ["metrics"].into_iter()), None);
     }
 }

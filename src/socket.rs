@@ -245,8 +245,9 @@ fn perms_warning(path: &Path, opts: &UnixSocketOptions) -> Option<String> {
         .map_or_else(|| meta.gid().to_string(), |g| g.name);
     let group_writes = mode & 0o020 != 0;
     // A group the user chose, or a web server's group, is deliberate.
-    if group_writes && (opts.owner.as_deref().is_some_and(|o| o.contains(':'))
-        || PROXY_GROUPS.contains(&group.as_str()))
+    if group_writes
+        && (opts.owner.as_deref().is_some_and(|o| o.contains(':'))
+            || PROXY_GROUPS.contains(&group.as_str()))
     {
         return None;
     }

@@ -78,10 +78,7 @@ pub fn load(path: &Path, env: &[(String, String)]) -> Result<Vec<Setting>, LoadE
             .unwrap_or_default(),
     };
     // Keys used as %(key) anywhere may be placeholders.
-    let referenced: BTreeSet<String> = lines
-        .iter()
-        .flat_map(|l| references(&l.value))
-        .collect();
+    let referenced: BTreeSet<String> = lines.iter().flat_map(|l| references(&l.value)).collect();
     let cmd = Cli::command();
     let mut seen: Vec<(String, String)> = Vec::new();
     let mut out: Vec<Setting> = Vec::new();
@@ -91,7 +88,10 @@ pub fn load(path: &Path, env: &[(String, String)]) -> Result<Vec<Setting>, LoadE
         let value = match substitute(&line.value, &vars, env, &seen) {
             Ok(v) => v,
             Err(why) => {
-                problems.push(format!("line {}: {} = {}: {why}", line.no, line.key, line.value));
+                problems.push(format!(
+                    "line {}: {} = {}: {why}",
+                    line.no, line.key, line.value
+                ));
                 continue;
             }
         };
@@ -256,7 +256,11 @@ fn substitute(
             ('%', Some('p')) => vars.full.as_str(),
             ('%', Some('c')) => vars.dir_name.as_str(),
             ('%', Some('%')) => "%",
-            ('%', Some(c)) => return Err(format!("%{c}: a uWSGI magic variable rwsgi does not expand")),
+            ('%', Some(c)) => {
+                return Err(format!(
+                    "%{c}: a uWSGI magic variable rwsgi does not expand"
+                ))
+            }
             // A lone `%` at the end, or a `$` not starting $(...): literal.
             (c, _) => {
                 out.push(c);
@@ -292,8 +296,14 @@ mod tests {
         let s = |v: &str| substitute(v, &vars(), &env, &seen);
         assert_eq!(s("%dvenv").unwrap(), "/srv/mysite/venv");
         assert_eq!(s("/run/%n.sock").unwrap(), "/run/uwsgi.sock");
-        assert_eq!(s("%(project).wsgi:application").unwrap(), "mysite.wsgi:application");
-        assert_eq!(s("$(HOME)/x 100%% %c %s").unwrap(), "/home/me/x 100% mysite uwsgi.ini");
+        assert_eq!(
+            s("%(project).wsgi:application").unwrap(),
+            "mysite.wsgi:application"
+        );
+        assert_eq!(
+            s("$(HOME)/x 100%% %c %s").unwrap(),
+            "/home/me/x 100% mysite uwsgi.ini"
+        );
         assert_eq!(s("a$b%").unwrap(), "a$b%");
         assert!(s("$(NOPE)").unwrap_err().contains("NOPE"));
         assert!(s("%(nope)").unwrap_err().contains("nope"));
@@ -303,7 +313,10 @@ mod tests {
     #[test]
     fn only_the_uwsgi_section_is_read() {
         let lines = section("[other]\na = 1\n[uwsgi]\n; c\n# c\nmaster\nprocesses = 4 \n");
-        let got: Vec<_> = lines.iter().map(|l| (l.no, l.key.as_str(), l.value.as_str())).collect();
+        let got: Vec<_> = lines
+            .iter()
+            .map(|l| (l.no, l.key.as_str(), l.value.as_str()))
+            .collect();
         assert_eq!(got, [(6, "master", ""), (7, "processes", "4")]);
         assert!(restated("plugins", "python3,python"));
         assert!(!restated("plugins", "python3,router_cache"));

@@ -14,8 +14,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::Cli;
-use paths::{absolute, absolute_addr, resolve_paths};
 pub use crate::master::ReloadMode;
+use paths::{absolute, absolute_addr, resolve_paths};
 
 pub use listen::{parse_listen, ListenAddr, ListenSpec, Protocol};
 

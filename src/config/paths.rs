@@ -58,4 +58,3 @@ pub(super) fn resolve_paths(cli: &mut Cli) -> Result<(), ConfigError> {
     }
     Ok(())
 }
-

@@ -85,7 +85,10 @@ fn relative_home_and_chdir_are_both_the_start_directorys() {
     cmd.current_dir(dir.path()).arg("--check-config");
     let ran = run_command(cmd, "rwsgi --check-config");
     assert_eq!(ran.code, Some(2), "{}", ran.show());
-    let want = format!("write --wsgi-file {}", dir.path().join("mysite/app.py").display());
+    let want = format!(
+        "write --wsgi-file {}",
+        dir.path().join("mysite/app.py").display()
+    );
     assert!(
         ran.stderr.contains("start directory") && ran.stderr.contains(&want),
         "{}",
@@ -106,8 +109,15 @@ fn a_second_instance_refuses_a_live_socket_and_vacuum_spares_a_successor() {
 
     let b = run(&["--socket", s, "--wsgi-file", &hello], &[]);
     assert_eq!(b.code, Some(3), "{}", b.show());
-    assert!(b.stderr.contains("another process is serving"), "{}", b.show());
-    assert!(uwsgi_get(&sock).status_line.contains("200"), "A still serves");
+    assert!(
+        b.stderr.contains("another process is serving"),
+        "{}",
+        b.show()
+    );
+    assert!(
+        uwsgi_get(&sock).status_line.contains("200"),
+        "A still serves"
+    );
 
     // Another server replaces the file (as a restarted service would):
     // A's --vacuum must leave it alone.
@@ -144,15 +154,30 @@ fn the_embedded_python_is_named_and_a_venv_of_another_version_is_refused() {
         .and_then(|r| r.split(',').next())
         .unwrap_or_else(|| panic!("--version names no Python: {}", version.show()))
         .to_string();
-    assert!(version.stdout.contains("libpython in "), "{}", version.show());
+    assert!(
+        version.stdout.contains("libpython in "),
+        "{}",
+        version.show()
+    );
 
     let dir = TempDir::new("pyvenv");
     let venv = dir.path().join("venv");
     std::fs::create_dir_all(venv.join("bin")).expect("mkdir");
     std::fs::write(venv.join("bin/python"), "").expect("write");
-    std::fs::write(venv.join("pyvenv.cfg"), "home = /usr/bin\nversion = 3.99.1\n").expect("write");
+    std::fs::write(
+        venv.join("pyvenv.cfg"),
+        "home = /usr/bin\nversion = 3.99.1\n",
+    )
+    .expect("write");
     let hello = app("hello.py");
-    let args = ["--http", ":0", "--wsgi-file", &hello, "--home", venv.to_str().unwrap()];
+    let args = [
+        "--http",
+        ":0",
+        "--wsgi-file",
+        &hello,
+        "--home",
+        venv.to_str().unwrap(),
+    ];
     for check in [true, false] {
         let mut all = args.to_vec();
         if check {
@@ -202,7 +227,10 @@ fn flask_log_records_keep_their_level() {
     assert_eq!(server.connect().get("/").status, 200);
     let info = server.wait_for_log("APPLOG-info", PROMPT);
     let warning = server.wait_for_log("APPLOG-warning", PROMPT);
-    assert!(info.contains("] INFO  [pid ") && info.contains("INFO in logapp"), "{info}");
+    assert!(
+        info.contains("] INFO  [pid ") && info.contains("INFO in logapp"),
+        "{info}"
+    );
     assert!(warning.contains("] WARN  [pid "), "{warning}");
 }
 
@@ -235,7 +263,9 @@ fn every_check_config_line_is_toml_when_uncommented() {
     parse(&ran.stdout).unwrap_or_else(|e| panic!("not TOML: {e}\n{}", ran.stdout));
     let mut uncommented = 0;
     for (i, line) in lines.iter().enumerate() {
-        let Some(rest) = line.strip_prefix('#') else { continue };
+        let Some(rest) = line.strip_prefix('#') else {
+            continue;
+        };
         let mut doc = lines.clone();
         doc[i] = rest;
         let text = doc.join("\n");
@@ -268,10 +298,13 @@ fn bare_socket_activation_serves_http() {
         .arg(env!("CARGO_BIN_EXE_rwsgi"))
         .args(["--wsgi-file", &app("hello.py")]);
     let mut server = Server::spawn_command(cmd);
-    until("systemd-socket-activate's socket (install the systemd package)", || {
-        assert!(server.try_wait().is_none(), "exited: {}", server.log_text());
-        sock.exists()
-    });
+    until(
+        "systemd-socket-activate's socket (install the systemd package)",
+        || {
+            assert!(server.try_wait().is_none(), "exited: {}", server.log_text());
+            sock.exists()
+        },
+    );
     // systemd-socket-activate starts rwsgi on the first connection.
     let mut c = Addr::Unix(sock.clone()).connect();
     c.send(&request("GET", "/", &["Connection: close"], b""));
