@@ -166,7 +166,10 @@ const HINTS: &[(&str, &str)] = &[
 /// Where a uWSGI and a Gunicorn short flag mean different things, rwsgi
 /// keeps uWSGI's meaning: (flag, a test for a Gunicorn-style value, what to
 /// say when the value is Gunicorn's).
-const SHORT_CLASHES: &[(&str, fn(&str) -> bool, &str)] = &[(
+/// (long flag, whether a value is the other tool's, the explanation).
+type Clash = (&'static str, fn(&str) -> bool, &'static str);
+
+const SHORT_CLASHES: &[Clash] = &[(
     "--buffer-size",
     |v| v.contains(':') || v.contains('/'),
     "rwsgi's -b is uWSGI's --buffer-size BYTES; Gunicorn's -b ADDR is --bind ADDR \
