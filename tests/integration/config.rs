@@ -962,9 +962,9 @@ fn foreign_flags_get_the_rwsgi_way() {
     for (args, needle) in [
         (vec!["--threads", "4"], "add capacity with --processes"),
         (vec!["--cheaper", "2"], "SIGTTIN and SIGTTOU"),
-        (vec!["--bind=127.0.0.1:8000"], "--http ADDR"),
+        (vec!["--graceful-timeout=5"], "--shutdown-timeout"),
         (vec!["--py-autoreload", "1"], "kill -HUP"),
-        (vec!["--ini", "uwsgi.ini"], "--config FILE"),
+        (vec!["--max-worker-lifetime", "60"], "--max-requests"),
     ] {
         let mut all = vec!["--http", "127.0.0.1:0", "--wsgi-file", hello];
         all.extend(args.iter().copied());
