@@ -253,9 +253,9 @@ pub struct Cli {
 pub const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (embedded Python ",
-    env!("RWSGI_PYTHON_VERSION"),
+    env!("EMBEDDED_PYTHON_VERSION"),
     ", libpython in ",
-    env!("RWSGI_PYTHON_LIBDIR"),
+    env!("EMBEDDED_PYTHON_LIBDIR"),
     ")"
 );
 

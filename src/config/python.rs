@@ -5,7 +5,7 @@
 use std::path::Path;
 
 /// The embedded Python's `major.minor`.
-pub const EMBEDDED: &str = env!("RWSGI_PYTHON_VERSION");
+pub const EMBEDDED: &str = env!("EMBEDDED_PYTHON_VERSION");
 
 /// The `major.minor` a virtualenv's `pyvenv.cfg` names (`version = 3.12.1`,
 /// or uv's `version_info = 3.12.1.final.0`), if it names one.
