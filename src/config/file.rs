@@ -43,8 +43,8 @@ fn type_name(v: &toml::Value) -> &'static str {
 
 /// Reads and checks the file; returns its settings in schema order.
 /// What to say about a file that looks like a uWSGI ini.
-const INI_HINT: &str = "this looks like a uWSGI ini file: rwsgi reads TOML, with quoted \
-    strings and options in [server], [app], [workers], [limits] and [log]; see rwsgi.toml(5)";
+const INI_HINT: &str = "this looks like a uWSGI ini file: run it with --ini FILE (and \
+    --ini FILE --check-config prints it as rwsgi TOML); --config reads TOML, see rwsgi.toml(5)";
 
 pub fn load(path: &Path) -> Result<Vec<Setting>, LoadError> {
     let shown = path.display();
