@@ -122,7 +122,16 @@ fn a_django_uwsgi_ini_converts_to_toml_and_runs() {
     }
     if later_known {
         assert!(report_line(&ran, "threads").starts_with("threads = 2"));
-        assert!(report_line(&ran, "static-map").contains("/static="));
+        // The [static] table may write its keys short (`map`).
+        let map = ran
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("static-map = ") || l.starts_with("map = "));
+        assert!(
+            map.is_some_and(|l| l.contains("/static=")),
+            "{}",
+            ran.show()
+        );
     }
     // The report is the migrated configuration: it runs as is.
     let toml = dir.path().join("rwsgi.toml");
