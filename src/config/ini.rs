@@ -321,4 +321,35 @@ mod tests {
         assert!(restated("plugins", "python3,python"));
         assert!(!restated("plugins", "python3,router_cache"));
     }
+
+    #[test]
+    fn keys_map_through_the_flags_names_and_aliases() {
+        let path = std::env::temp_dir().join(format!("rwsgi-ini-{}.ini", std::process::id()));
+        let text = "[uwsgi]\nworkers = 3\nhttp-socket = :1\nhttp = :2\nvirtualenv = /v\n\
+                    chmod-socket =\nvacuum = off\nmaster = true\n";
+        std::fs::write(&path, text).expect("write");
+        let got = load(&path, &[]);
+        let _ = std::fs::remove_file(&path);
+        let Ok(got) = got else { panic!("refused") };
+        let got: Vec<_> = got
+            .iter()
+            .map(|s| {
+                (
+                    s.key,
+                    s.values.join(","),
+                    s.source.rsplit(':').next().unwrap_or(""),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("processes", "3".to_string(), "2"),
+                ("http", ":1,:2".to_string(), "4"),
+                ("home", "/v".to_string(), "5"),
+                ("chmod-socket", String::new(), "6"),
+                ("vacuum", "false".to_string(), "7"),
+            ]
+        );
+    }
 }
