@@ -21,13 +21,13 @@ pub struct Cli {
     #[arg(value_name = "APP")]
     pub app: Option<String>,
 
-    /// Run a uWSGI ini file's [uwsgi] section (see rwsgi(1), MIGRATING); with --check-config, print it as rwsgi TOML
-    #[arg(long, value_name = "FILE", conflicts_with = "config")]
-    pub ini: Option<PathBuf>,
-
     /// Read options from a TOML file (see rwsgi.toml(5)); flags and RWSGI_* variables override it
     #[arg(long, short = 'c', env = "RWSGI_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+
+    /// Run a uWSGI ini file's [uwsgi] section (see rwsgi(1), MIGRATING); with --check-config, print it as rwsgi TOML
+    #[arg(long, value_name = "FILE")]
+    pub ini: Option<PathBuf>,
 
     /// Check the configuration, print the effective options and where each came from, and exit
     #[arg(long)]

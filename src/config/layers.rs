@@ -66,12 +66,14 @@ pub fn load(args: Vec<OsString>, env: &[(String, String)]) -> Result<Layered, Lo
 
     let mut warnings = Vec::new();
     // clap reads RWSGI_CONFIG itself (`env` on the flag).
+    // --ini replaces a TOML file named by RWSGI_CONFIG (a flag beats the
+    // environment), not one named by --config.
     let ini_path = first.get_one::<std::path::PathBuf>("ini").cloned();
     let from_ini = ini_path.is_some();
-    let config_path = first
-        .get_one::<std::path::PathBuf>("config")
-        .cloned()
-        .or(ini_path);
+    if from_ini && on_cli("config") {
+        return err("--ini and --config both given: rwsgi reads one file; choose one".into());
+    }
+    let config_path = ini_path.or_else(|| first.get_one::<std::path::PathBuf>("config").cloned());
     let file = match &config_path {
         Some(path) if from_ini => super::ini::load(path, env)?,
         Some(path) => super::file::load(path)?,

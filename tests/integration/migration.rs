@@ -197,6 +197,16 @@ fn ini_options_rwsgi_lacks_are_listed_together_with_the_rwsgi_way() {
         assert!(e.contains(want), "{want:?} in:\n{e}");
     }
     assert!(!e.contains("ignored"), "only [uwsgi] is read: {e}");
+
+    // One file: --ini with --config is refused; with RWSGI_CONFIG, --ini wins.
+    let ini = ini.to_str().unwrap();
+    let both = run(&["--ini", ini, "--config", "x.toml", "--check-config"], &[]);
+    assert!(both.stderr.contains("choose one"), "{}", both.show());
+    let env = run(
+        &["--ini", ini, "--check-config"],
+        &[("RWSGI_CONFIG", "x.toml")],
+    );
+    assert!(env.stderr.contains("6 uWSGI option(s)"), "{}", env.show());
 }
 
 #[test]
