@@ -52,7 +52,7 @@ struct FileVars {
 pub fn load(path: &Path, env: &[(String, String)]) -> Result<Vec<Setting>, LoadError> {
     let shown = path.display().to_string();
     let fail = |msg: String| LoadError::Config(ConfigError(msg));
-    let text = std::fs::read_to_string(path).map_err(|e| fail(format!("--ini {shown}: {e}")))?;
+    let text = read(path).map_err(|e| fail(format!("--ini {shown}: {e}")))?;
     let lines = section(&text);
     if lines.is_empty() {
         return Err(fail(format!(
@@ -153,6 +153,24 @@ pub fn load(path: &Path, env: &[(String, String)]) -> Result<Vec<Setting>, LoadE
         )));
     }
     Ok(out)
+}
+
+/// The file's text; real ones are a few KiB, so past 1 MiB it is not one
+/// (`--ini /dev/zero` must fail at once, not fill memory).
+fn read(path: &Path) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind, Read};
+    const MAX: u64 = 1024 * 1024;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX {
+        return Err(Error::new(
+            ErrorKind::InvalidData,
+            "larger than 1 MiB, the most rwsgi reads; is this the ini file?",
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| Error::new(ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
 /// Whether `key = value` only restates what rwsgi always does.

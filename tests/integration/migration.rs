@@ -207,6 +207,9 @@ fn ini_options_rwsgi_lacks_are_listed_together_with_the_rwsgi_way() {
         &[("RWSGI_CONFIG", "x.toml")],
     );
     assert!(env.stderr.contains("6 uWSGI option(s)"), "{}", env.show());
+    let huge = run(&["--ini", "/dev/zero"], &[]);
+    assert_eq!(huge.code, Some(2), "{}", huge.show());
+    assert!(huge.stderr.contains("larger than 1 MiB"), "{}", huge.show());
 }
 
 #[test]
