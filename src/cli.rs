@@ -8,7 +8,7 @@ use clap::Parser;
 #[derive(Parser, Debug, Default)]
 #[command(
     name = "rwsgi",
-    version,
+    version = VERSION,
     args_override_self = true,
     about = "A production application server for Python WSGI apps",
     long_about = "rwsgi runs a master process that binds the listening sockets and forks \
@@ -17,16 +17,24 @@ use clap::Parser;
     after_help = "Example:\n  rwsgi --http :8000 --module myproject.wsgi:application --processes 4"
 )]
 pub struct Cli {
+    /// The app, as Gunicorn takes it: `package.module[:callable]`, or a `.py` file (same as --module / --wsgi-file)
+    #[arg(value_name = "APP")]
+    pub app: Option<String>,
+
     /// Read options from a TOML file (see rwsgi.toml(5)); flags and RWSGI_* variables override it
     #[arg(long, short = 'c', env = "RWSGI_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+
+    /// Run a uWSGI ini file's [uwsgi] section (see rwsgi(1), MIGRATING); with --check-config, print it as rwsgi TOML
+    #[arg(long, value_name = "FILE")]
+    pub ini: Option<PathBuf>,
 
     /// Check the configuration, print the effective options and where each came from, and exit
     #[arg(long)]
     pub check_config: bool,
 
     /// Serve HTTP on ADDR (`:8000`, `127.0.0.1:8000`, `[::1]:8000`); repeatable
-    #[arg(long = "http", visible_alias = "http-socket", value_name = "ADDR")]
+    #[arg(long = "http", visible_aliases = ["http-socket", "bind"], value_name = "ADDR")]
     pub http: Vec<String>,
 
     /// Serve the uwsgi protocol (nginx `uwsgi_pass`) on ADDR: HOST:PORT or a unix socket path; repeatable
@@ -245,6 +253,17 @@ pub struct Cli {
     #[arg(long, help_heading = COMPAT)]
     pub strict: bool,
 }
+
+/// `--version`: rwsgi's, and the Python it embeds (fixed at build time;
+/// `PYO3_PYTHON` chooses another, see build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (embedded Python ",
+    env!("EMBEDDED_PYTHON_VERSION"),
+    ", libpython in ",
+    env!("EMBEDDED_PYTHON_LIBDIR"),
+    ")"
+);
 
 const COMPAT: &str = "Accepted for uWSGI compatibility (rwsgi always behaves so)";
 

@@ -34,18 +34,19 @@ fn main() {
     let check = layered.cli.check_config;
     let compat = layered.cli.compat_flags();
     let provenance = layered.provenance;
-    let config = match config::Config::from_cli(layered.cli) {
+    let activated = rwsgi::systemd::activated();
+    let config = match config::Config::from_cli_activated(layered.cli, activated) {
         Ok(c) => c,
         Err(e) => fail(EXIT_CONFIG, layers::annotate(e, &provenance.sources)),
     };
-    let missing = config.missing_directories(rwsgi::systemd::activated());
+    let missing = config.missing_directories(activated);
     if check {
         for w in provenance.warnings.iter().chain(&missing) {
             eprintln!("rwsgi: warning: {w}");
         }
         // A closed pipe (`| head`) is not an error worth a panic.
         use std::io::Write;
-        let report = format!("{}# configuration OK\n", layers::describe(&provenance));
+        let report = format!("{}## configuration OK\n", layers::describe(&provenance));
         let _ = std::io::stdout().lock().write_all(report.as_bytes());
         return;
     }
@@ -56,6 +57,7 @@ fn main() {
         fail(EXIT_CONFIG, e);
     }
     log::init(config.log_level);
+    ::log::info!("rwsgi {}", rwsgi::cli::VERSION);
     for w in &provenance.warnings {
         ::log::warn!("{w}");
     }

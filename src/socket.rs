@@ -39,6 +39,43 @@ pub struct Listener {
     /// Inherited (`fd://N`): the socket belongs to whoever passed it (systemd
     /// keeps it across our restarts), so it is never shut down or unlinked.
     pub inherited: bool,
+    /// The socket file this process created, for `--vacuum`.
+    pub file: Option<SocketFile>,
+}
+
+/// A unix socket file as this process created it: `--vacuum` removes the
+/// path only while it is still this file (device and inode), never the
+/// socket another instance has put there since.
+#[derive(Debug, Clone)]
+pub struct SocketFile {
+    pub path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl SocketFile {
+    fn of(path: &Path) -> io::Result<SocketFile> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::symlink_metadata(path)?;
+        Ok(SocketFile {
+            path: path.to_path_buf(),
+            dev: m.dev(),
+            ino: m.ino(),
+        })
+    }
+
+    /// Removes the file if it is still ours; `Ok(false)` when it is gone or
+    /// another file took its place (left alone).
+    pub fn remove_if_ours(&self) -> io::Result<bool> {
+        match SocketFile::of(&self.path) {
+            Ok(now) if (now.dev, now.ino) == (self.dev, self.ino) => {
+                std::fs::remove_file(&self.path).map(|()| true)
+            }
+            Ok(_) => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 impl Listener {
@@ -57,8 +94,14 @@ pub fn bind_all(
     specs
         .iter()
         .map(|spec| {
-            bind(spec, backlog, defer_accept, unix)
-                .map_err(|e| format!("cannot listen on {}: {e}", spec.addr))
+            let l = bind(spec, backlog, defer_accept, unix)
+                .map_err(|e| format!("cannot listen on {}: {e}", spec.addr))?;
+            if let Some(f) = &l.file {
+                if let Some(w) = perms_warning(&f.path, unix) {
+                    log::warn!("{w}");
+                }
+            }
+            Ok(l)
         })
         .collect()
 }
@@ -79,6 +122,7 @@ fn bind(
     defer_accept: bool,
     unix: &UnixSocketOptions,
 ) -> io::Result<Listener> {
+    let mut file = None;
     let (fd, addr): (OwnedFd, BoundAddr) = match &spec.addr {
         ListenAddr::Fd(fd) => return inherit(*fd, spec.protocol),
         ListenAddr::Tcp(a) => {
@@ -103,6 +147,7 @@ fn bind(
             let l = std::os::unix::net::UnixListener::bind(path)?;
             l.set_nonblocking(true)?;
             apply_unix_options(path, unix)?;
+            file = Some(SocketFile::of(path)?);
             (l.into(), BoundAddr::Unix(path.clone()))
         }
     };
@@ -113,6 +158,7 @@ fn bind(
         addr,
         protocol: spec.protocol,
         inherited: false,
+        file,
     })
 }
 
@@ -175,7 +221,52 @@ fn inherit(fd: RawFd, protocol: Protocol) -> io::Result<Listener> {
         addr,
         protocol,
         inherited: true,
+        file: None,
     })
+}
+
+/// Web servers' usual users: a group of one of these that may write the
+/// socket lets nginx in.
+const PROXY_GROUPS: &[&str] = &["www-data", "nginx", "http", "nobody", "nogroup", "apache"];
+
+/// A warning when the socket file's mode and owner would keep a proxy
+/// running as another user (nginx's `www-data`, or `nobody`) out: connecting
+/// needs write permission, so it gets "Permission denied" and a 502.
+fn perms_warning(path: &Path, opts: &UnixSocketOptions) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    let mode = meta.mode() & 0o777;
+    if mode & 0o002 != 0 {
+        return None; // anyone may connect
+    }
+    let group = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(meta.gid()))
+        .ok()
+        .flatten()
+        .map_or_else(|| meta.gid().to_string(), |g| g.name);
+    let group_writes = mode & 0o020 != 0;
+    // A group the user chose, or a web server's group, is deliberate.
+    if group_writes
+        && (opts.owner.as_deref().is_some_and(|o| o.contains(':'))
+            || PROXY_GROUPS.contains(&group.as_str()))
+    {
+        return None;
+    }
+    let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(meta.uid()))
+        .ok()
+        .flatten()
+        .map_or_else(|| meta.uid().to_string(), |u| u.name);
+    let who = if group_writes {
+        format!("user {user} and group {group}")
+    } else {
+        format!("user {user}")
+    };
+    Some(format!(
+        "unix socket {} has mode {mode:03o} (owner {user}:{group}): only {who} can connect. \
+         nginx's workers usually run as another user (www-data, or nobody when nginx starts \
+         as root) and would get \"Permission denied\" (a 502): use --chmod-socket 666, or \
+         --chown-socket {user}:www-data with --chmod-socket 660",
+        path.display()
+    ))
 }
 
 /// `--chmod-socket` and `--chown-socket` on a freshly bound socket file.
@@ -225,11 +316,32 @@ pub fn resolve_group(name: &str) -> io::Result<u32> {
     }
 }
 
-/// A socket file left by a previous run is replaced; any other file at that
+/// A socket file left by a previous run is replaced, but only when nothing
+/// answers on it: a live socket belongs to another server (a second
+/// instance must not take the first one's clients). Any other file at that
 /// path is an error, never deleted.
 fn remove_stale_socket(path: &Path) -> io::Result<()> {
     match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path),
+        Ok(meta) if meta.file_type().is_socket() => {
+            match std::os::unix::net::UnixStream::connect(path) {
+                Ok(_) => Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    "another process is serving on this socket (a connection succeeded); \
+                     stop it first, or choose another path",
+                )),
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                    std::fs::remove_file(path)
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot tell whether this socket is in use ({e}); remove the file \
+                         if no server is using it"
+                    ),
+                )),
+            }
+        }
         Ok(_) => Err(io::Error::new(
             io::ErrorKind::AlreadyExists,
             "the path exists and is not a socket; remove it or choose another path",

@@ -139,10 +139,10 @@ fn schema_keys() -> Vec<(String, String, Option<String>)> {
             table = t.to_string();
             continue;
         }
-        if table.is_empty() || line.trim().is_empty() || line.starts_with("# configuration") {
+        if table.is_empty() || line.trim().is_empty() || line.starts_with("## configuration") {
             continue;
         }
-        let line = line.trim_start_matches("# ");
+        let line = line.trim_start_matches('#').trim_start();
         let not_set = line
             .split_once(" is not set")
             .filter(|(_, rest)| rest.is_empty() || rest.starts_with(" ("));
@@ -152,7 +152,9 @@ fn schema_keys() -> Vec<(String, String, Option<String>)> {
             let (k, rest) = line
                 .split_once(" = ")
                 .unwrap_or_else(|| panic!("unexpected report line {line:?}"));
-            let default = rest.strip_suffix("  # default").map(str::to_string);
+            let default = rest
+                .strip_suffix("  # default")
+                .map(|d| d.trim_matches('"').to_string());
             (k, default)
         };
         keys.push((table.clone(), key.to_string(), default));

@@ -70,8 +70,8 @@ fn read_capped(path: &Path) -> std::io::Result<String> {
 }
 
 /// What to say about a file that looks like a uWSGI ini.
-const INI_HINT: &str = "this looks like a uWSGI ini file: rwsgi reads TOML, with quoted \
-    strings and options in [server], [app], [workers], [limits] and [log]; see rwsgi.toml(5)";
+const INI_HINT: &str = "this looks like a uWSGI ini file: run it with --ini FILE (and \
+    --ini FILE --check-config prints it as rwsgi TOML); --config reads TOML, see rwsgi.toml(5)";
 
 /// Reads and checks the file; returns its settings in schema order.
 pub fn load(path: &Path) -> Result<Vec<Setting>, LoadError> {
@@ -132,8 +132,9 @@ pub fn load(path: &Path) -> Result<Vec<Setting>, LoadError> {
                          (leave it out; --{key} is accepted as a flag)"
                     )
                 } else {
-                    schema::suggest(key)
-                        .map(|k| format!("; did you mean \"{k}\"?"))
+                    key_hint(key)
+                        .or_else(|| schema::suggest(key).map(|k| format!("did you mean \"{k}\"?")))
+                        .map(|h| format!("; {h}"))
                         .unwrap_or_default()
                 };
                 return fail(format!("{at}: unknown key \"{key}\" in [{table}]{hint}"));
@@ -164,6 +165,16 @@ pub fn load(path: &Path) -> Result<Vec<Setting>, LoadError> {
         }
     }
     Ok(out)
+}
+
+/// What to say about a key that is another tool's option or a flag alias.
+fn key_hint(key: &str) -> Option<String> {
+    let key = key.replace('_', "-");
+    if let Some(h) = crate::cli_hints::for_key(&key) {
+        return Some(format!("{key} is not an rwsgi option: {h}"));
+    }
+    crate::cli_hints::alias_of(&key)
+        .map(|k| format!("the key is \"{k}\" (--{key} is its alias on the command line)"))
 }
 
 /// A TOML value as flag values, or what was expected.

@@ -34,6 +34,8 @@ pub struct Provenance {
     pub values: BTreeMap<&'static str, Vec<String>>,
     /// The configuration file, if one was read.
     pub file: Option<std::path::PathBuf>,
+    /// That file is a uWSGI ini (`--ini`), not rwsgi TOML.
+    pub from_ini: bool,
 }
 
 /// Why the layers could not be merged.
@@ -64,8 +66,16 @@ pub fn load(args: Vec<OsString>, env: &[(String, String)]) -> Result<Layered, Lo
 
     let mut warnings = Vec::new();
     // clap reads RWSGI_CONFIG itself (`env` on the flag).
-    let config_path = first.get_one::<std::path::PathBuf>("config").cloned();
+    // --ini replaces a TOML file named by RWSGI_CONFIG (a flag beats the
+    // environment), not one named by --config.
+    let ini_path = first.get_one::<std::path::PathBuf>("ini").cloned();
+    let from_ini = ini_path.is_some();
+    if from_ini && on_cli("config") {
+        return err("--ini and --config both given: rwsgi reads one file; choose one".into());
+    }
+    let config_path = ini_path.or_else(|| first.get_one::<std::path::PathBuf>("config").cloned());
     let file = match &config_path {
+        Some(path) if from_ini => super::ini::load(path, env)?,
         Some(path) => super::file::load(path)?,
         None => Vec::new(),
     };
@@ -115,7 +125,7 @@ pub fn load(args: Vec<OsString>, env: &[(String, String)]) -> Result<Layered, Lo
         Ok(m) => m,
         Err(e) => return Err(blame(e, &argv, &sources, &args_len)),
     };
-    let cli = Cli::from_arg_matches(&matches).map_err(LoadError::Clap)?;
+    let mut cli = Cli::from_arg_matches(&matches).map_err(LoadError::Clap)?;
     let mut values = BTreeMap::new();
     for (_, key, kind) in schema::OPTIONS {
         let id = key.replace('-', "_");
@@ -131,6 +141,9 @@ pub fn load(args: Vec<OsString>, env: &[(String, String)]) -> Result<Layered, Lo
         };
         values.insert(*key, v);
     }
+    if let Some(app) = cli.app.take() {
+        place_app(&mut cli, app, &mut values, &mut sources)?;
+    }
     Ok(Layered {
         cli,
         provenance: Provenance {
@@ -138,8 +151,53 @@ pub fn load(args: Vec<OsString>, env: &[(String, String)]) -> Result<Layered, Lo
             warnings,
             values,
             file: config_path,
+            from_ini,
         },
     })
+}
+
+/// The positional APP (Gunicorn's form) becomes `--module` or, for a path
+/// or a `.py` file, `--wsgi-file`; it replaces an app a file or variable
+/// names, as any command-line flag would.
+fn place_app(
+    cli: &mut Cli,
+    app: String,
+    values: &mut BTreeMap<&'static str, Vec<String>>,
+    sources: &mut BTreeMap<&'static str, String>,
+) -> Result<(), LoadError> {
+    let on_cli = |k: &str| sources.get(k).is_some_and(|s| s == "command line");
+    if on_cli("module") || on_cli("wsgi-file") {
+        let given = match (&cli.module, &cli.wsgi_file) {
+            (Some(m), _) if !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit()) => {
+                return err(format!(
+                    "-w {m} looks like Gunicorn's worker count: rwsgi's -w is uWSGI's \
+                     --module (the app is {app}); for {m} workers use --processes {m} (-p)"
+                ))
+            }
+            (Some(m), _) => format!("--module {m}"),
+            (None, Some(f)) => format!("--wsgi-file {}", f.display()),
+            (None, None) => String::new(),
+        };
+        return err(format!(
+            "the app is given twice, as {app} and as {given}; keep one"
+        ));
+    }
+    let key = if app.ends_with(".py") || app.contains('/') {
+        cli.wsgi_file = Some(app.clone().into());
+        cli.module = None;
+        "wsgi-file"
+    } else {
+        cli.module = Some(app.clone());
+        cli.wsgi_file = None;
+        "module"
+    };
+    for k in ["module", "wsgi-file"] {
+        values.remove(k);
+        sources.remove(k);
+    }
+    values.insert(key, vec![app]);
+    sources.insert(key, "command line".to_string());
+    Ok(())
 }
 
 /// A value clap refused: if it came from the file or the environment, say
@@ -184,6 +242,9 @@ fn push_arg(out: &mut Vec<OsString>, key: &str, value: &str) {
                 out.push(format!("--{key}").into());
             }
         }
+        // An empty value is the bare flag: its value when given alone
+        // (`--chmod-socket`), or clap's "a value is required".
+        _ if value.is_empty() => out.push(format!("--{key}").into()),
         _ => out.push(format!("--{key}={value}").into()),
     }
 }
@@ -203,14 +264,18 @@ fn from_env(
         }
         let key = opt.to_ascii_lowercase().replace('_', "-");
         let Some((_, key, kind)) = schema::find(&key) else {
-            let hint = schema::suggest(&key)
-                .map(|k| {
-                    format!(
-                        "; did you mean RWSGI_{}?",
-                        k.to_ascii_uppercase().replace('-', "_")
-                    )
-                })
-                .unwrap_or_default();
+            let var = |k: &str| format!("RWSGI_{}", k.to_ascii_uppercase().replace('-', "_"));
+            let hint = if let Some(h) = crate::cli_hints::for_key(&key) {
+                format!("; {h}")
+            } else if let Some(k) = crate::cli_hints::alias_of(&key) {
+                format!("; the variable is {}", var(k))
+            } else if crate::cli::COMPAT_FLAGS.contains(&key.as_str()) {
+                "; rwsgi always behaves so: leave it out".to_string()
+            } else {
+                schema::suggest(&key)
+                    .map(|k| format!("; did you mean {}?", var(k)))
+                    .unwrap_or_default()
+            };
             warnings.push(format!(
                 "environment variable {name} is not an rwsgi option (ignored){hint}"
             ));
@@ -281,8 +346,14 @@ pub fn annotate(e: ConfigError, sources: &BTreeMap<&'static str, String>) -> Con
 pub fn describe(layered: &Provenance) -> String {
     let cmd = Cli::command();
     let mut out = String::new();
-    if let Some(p) = &layered.file {
-        out.push_str(&format!("# configuration file: {}\n", p.display()));
+    match &layered.file {
+        Some(p) if layered.from_ini => out.push_str(&format!(
+            "## rwsgi's equivalent of the uWSGI ini file {} (save it as rwsgi.toml and run \
+             rwsgi --config rwsgi.toml)\n",
+            p.display()
+        )),
+        Some(p) => out.push_str(&format!("## configuration file: {}\n", p.display())),
+        None => {}
     }
     let mut table = "";
     for (t, key, kind) in schema::OPTIONS {
@@ -304,15 +375,19 @@ pub fn describe(layered: &Provenance) -> String {
                     .find(|a| a.get_long() == Some(key))
                     .and_then(|a| a.get_help().map(|h| h.to_string()))
                     .unwrap_or_default();
+                // Every line stays valid TOML with one '#' removed: a
+                // default is printed as the value the file would take, and
+                // a note about an option without one starts with "##".
                 match help
                     .split("[default: ")
                     .nth(1)
                     .and_then(|d| d.split(']').next())
                 {
                     // A value only for the bare flag is not a default.
-                    Some(d) if d.contains("when given") => format!("# {key} is not set ({d})"),
-                    Some(d) => format!("# {key} = {d}  # default"),
-                    None => format!("# {key} is not set"),
+                    Some(d) if d.contains("when given") => format!("## {key} is not set ({d})"),
+                    Some(d) => format!("# {key} = {}  # default", toml_value(*kind, &[d.into()])),
+                    None if *kind == Kind::Bool => format!("# {key} = false  # default"),
+                    None => format!("## {key} is not set"),
                 }
             }
         };
@@ -323,7 +398,8 @@ pub fn describe(layered: &Provenance) -> String {
 }
 
 fn toml_value(kind: Kind, v: &[String]) -> String {
-    let quote = |s: &String| format!("{s:?}");
+    // toml's own quoting: Rust's {:?} escapes (\u{1b}) are not TOML.
+    let quote = |s: &String| toml::Value::String(s.clone()).to_string();
     match kind {
         Kind::Bool => "true".to_string(),
         Kind::Int => v.last().cloned().unwrap_or_default(),

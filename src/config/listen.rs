@@ -57,6 +57,14 @@ pub fn parse_listen(s: &str) -> Result<ListenAddr, String> {
             .map(|n| ListenAddr::Fd(n.into()))
             .map_err(|_| format!("fd://{n}: expected a file descriptor number, like fd://3"));
     }
+    // `http://127.0.0.1:8000` is a URL, not an address (and not a unix path).
+    if let Some((scheme, rest)) = s.split_once("://") {
+        return Err(format!(
+            "{scheme}:// is a URL scheme, not part of a listen address: drop the scheme \
+             ({})",
+            rest.trim_end_matches('/')
+        ));
+    }
     if s.contains('/') || s.ends_with(".sock") {
         return Ok(ListenAddr::Unix(PathBuf::from(
             s.strip_prefix("unix:").unwrap_or(s),
@@ -119,5 +127,7 @@ mod tests {
         assert_eq!(parse_listen("fd://3").unwrap().to_string(), "fd://3");
         assert!(parse_listen("fd://x").unwrap_err().contains("fd://3"));
         assert!(parse_listen("fd://-1").is_err());
+        let e = parse_listen("http://127.0.0.1:8000/").unwrap_err();
+        assert!(e.contains("drop the scheme (127.0.0.1:8000)"), "{e}");
     }
 }

@@ -2,10 +2,13 @@
 //! validated in one place. Everything downstream reads a `Config`, never flags.
 
 mod file;
+mod ini;
 pub mod layers;
 mod listen;
+mod paths;
+pub mod python;
 pub mod ranges;
-mod schema;
+pub mod schema;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -13,6 +16,7 @@ use std::time::Duration;
 
 use crate::cli::Cli;
 pub use crate::master::ReloadMode;
+use paths::{absolute, absolute_addr, resolve_paths};
 
 pub use listen::{parse_listen, ListenAddr, ListenSpec, Protocol};
 
@@ -216,6 +220,13 @@ impl Config {
 
     /// Builds and validates the effective configuration from the flags.
     pub fn from_cli(cli: Cli) -> Result<Config, ConfigError> {
+        Config::from_cli_activated(cli, false)
+    }
+
+    /// As `from_cli`; `activated`: systemd passed sockets, so no address
+    /// is needed (bare socket activation serves HTTP on them).
+    pub fn from_cli_activated(mut cli: Cli, activated: bool) -> Result<Config, ConfigError> {
+        resolve_paths(&mut cli)?;
         ranges::check(&cli)?;
         let process = process_options(&cli)?;
         let callable = cli.callable.unwrap_or_else(|| "application".to_string());
@@ -248,13 +259,14 @@ impl Config {
             ("--socket", &cli.socket, Protocol::Uwsgi),
         ] {
             for a in addrs {
+                let addr = parse_listen(a).map_err(|e| ConfigError(format!("{flag} {a}: {e}")))?;
                 listen.push(ListenSpec {
-                    addr: parse_listen(a).map_err(|e| ConfigError(format!("{flag} {a}: {e}")))?,
+                    addr: absolute_addr(addr),
                     protocol,
                 });
             }
         }
-        if listen.is_empty() {
+        if listen.is_empty() && !activated {
             return err(
                 "no socket to serve: pass --http ADDR (e.g. --http :8000) or --socket ADDR for nginx",
             );
@@ -344,6 +356,7 @@ impl Config {
                     home.display()
                 ));
             }
+            python::check_home(home).map_err(ConfigError)?;
         }
         let reload_mode = match cli.reload_mode.as_deref().unwrap_or("rolling") {
             "rolling" => ReloadMode::Rolling,
@@ -371,7 +384,11 @@ impl Config {
         };
         let endpoint = |flag: &str, v: &Option<String>| {
             v.as_deref()
-                .map(|a| parse_listen(a).map_err(|e| ConfigError(format!("{flag} {a}: {e}"))))
+                .map(|a| {
+                    parse_listen(a)
+                        .map(absolute_addr)
+                        .map_err(|e| ConfigError(format!("{flag} {a}: {e}")))
+                })
                 .transpose()
         };
         if cli.stats_http && cli.stats.is_none() {
@@ -403,11 +420,6 @@ impl Config {
             shutdown_timeout: Duration::from_secs(cli.shutdown_timeout.unwrap_or(30)),
         })
     }
-}
-
-/// `path` made absolute against the current (start) directory.
-fn absolute(path: &std::path::Path) -> PathBuf {
-    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn process_options(cli: &Cli) -> Result<ProcessOptions, ConfigError> {
@@ -495,8 +507,7 @@ fn validate_app(app: &AppSource) -> Result<(), ConfigError> {
                     path.display()
                 ));
             }
-            // Relative paths are resolved after --chdir in the worker; only an
-            // absolute path can be checked here.
+            // Relative paths were made absolute (resolve_paths).
             if path.is_absolute() && !path.is_file() {
                 return err(format!("--wsgi-file {}: no such file", path.display()));
             }
@@ -521,6 +532,12 @@ fn validate_app(app: &AppSource) -> Result<(), ConfigError> {
             if callable.is_empty() {
                 return err(format!(
                     "--module {module}: the callable after ':' is empty"
+                ));
+            }
+            if callable.contains('(') {
+                return err(format!(
+                    "--module {module}:{callable}: rwsgi calls no app factory; define the app \
+                     in the module (application = {callable}) and name that"
                 ));
             }
             Ok(())

@@ -69,30 +69,10 @@ pub fn find(key: &str) -> Option<(&'static str, &'static str, Kind)> {
     OPTIONS.iter().find(|(_, k, _)| *k == key).copied()
 }
 
-/// The closest option name, for "did you mean" (edit distance <= 3).
+/// The closest option name, for "did you mean" (only a close one).
 pub fn suggest(key: &str) -> Option<&'static str> {
     let key = key.replace('_', "-");
-    OPTIONS
-        .iter()
-        .map(|(_, k, _)| (distance(&key, k), *k))
-        .filter(|(d, _)| *d <= 3)
-        .min()
-        .map(|(_, k)| k)
-}
-
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
+    crate::cli_hints::closest(&key, OPTIONS.iter().map(|(_, k, _)| *k))
 }
 
 #[cfg(test)]

@@ -81,7 +81,7 @@ pub struct Master {
     /// When the shutdown grace ends and stragglers are killed.
     kill_at: Option<Instant>,
     /// Unix socket files this master created (for `--vacuum`).
-    unix_paths: Vec<std::path::PathBuf>,
+    unix_paths: Vec<crate::socket::SocketFile>,
     /// When a `--shutdown-delay` ends and the drain starts.
     drain_at: Option<Instant>,
     exit_code: i32,
@@ -123,10 +123,7 @@ impl Master {
             .iter()
             .chain(endpoints.iter().map(|(_, l)| l))
             .filter(|l| !l.inherited) // [systemd hook] the parent owns those files
-            .filter_map(|l| match &l.addr {
-                crate::socket::BoundAddr::Unix(p) => Some(p.clone()),
-                crate::socket::BoundAddr::Tcp(_) => None,
-            })
+            .filter_map(|l| l.file.clone())
             .collect();
         let endpoints = endpoints::Endpoints::new(endpoints, poll.registry())?;
         let pool = Pool::new(
@@ -215,10 +212,12 @@ impl Master {
             self.on_timers();
         }
         if self.config.unix.vacuum {
-            for path in &self.unix_paths {
-                match std::fs::remove_file(path) {
-                    Ok(()) => log::info!("removed {} (--vacuum)", path.display()),
-                    Err(e) => log::warn!("--vacuum: cannot remove {}: {e}", path.display()),
+            for f in &self.unix_paths {
+                let path = f.path.display();
+                match f.remove_if_ours() {
+                    Ok(true) => log::info!("removed {path} (--vacuum)"),
+                    Ok(false) => log::info!("--vacuum: {path} is not the socket rwsgi made; left"),
+                    Err(e) => log::warn!("--vacuum: cannot remove {path}: {e}"),
                 }
             }
         }

@@ -11,6 +11,9 @@
 //!   `--http` those sockets speak HTTP; all `--socket`, uwsgi. Addresses of
 //!   both kinds, or none at all, with such sockets left over is an error that
 //!   asks for `fd://N`.
+//! - With no `--http` or `--socket` at all, the passed sockets speak HTTP
+//!   (bare `systemd-socket-activate -l 8000 rwsgi app.py`, as Gunicorn
+//!   does), and the log says so.
 //! - `--stats fd://N` / `--metrics fd://N` may take a passed socket too.
 //! - An fd named twice is an error.
 
@@ -70,6 +73,12 @@ pub fn listen_specs(config: &Config) -> Result<Vec<ListenSpec>, String> {
         .collect();
     let specs = resolve(&config.listen, &endpoints, &passed)?;
     if !passed.is_empty() {
+        if config.listen.is_empty() {
+            log::info!(
+                "socket activation without --http or --socket: serving HTTP on the passed \
+                 socket(s) (for nginx's uwsgi_pass, say --socket fd://N)"
+            );
+        }
         for a in config.listen.iter().filter(|s| !is_fd(s)) {
             log::info!(
                 "not binding {} {}: serving the socket(s) systemd passed",
@@ -194,6 +203,7 @@ pub fn resolve(
     let protocol = match protocols.into_iter().collect::<Vec<_>>()[..] {
         ["http"] => Protocol::Http,
         ["uwsgi"] => Protocol::Uwsgi,
+        [] if listen.is_empty() => Protocol::Http,
         [] => {
             return Err(format!(
                 "systemd passed {which}, which no --http/--socket names: \
@@ -306,6 +316,9 @@ mod tests {
             e.contains("fd 3, fd 4") && e.contains("--http fd://"),
             "{e}"
         );
+        // Bare activation (nothing named at all) is HTTP, not ambiguous.
+        let got = resolve(&[], &[], &passed(&[3, 4])).unwrap();
+        assert_eq!(show(&got), ["http fd://3", "http fd://4"]);
         let only_fd = [spec("fd://3", Protocol::Http)];
         let e = resolve(&only_fd, &[], &passed(&[3, 4])).unwrap_err();
         assert!(e.contains("--socket fd://4"), "{e}");

@@ -12,7 +12,7 @@ fn venv_as_given() -> PathBuf {
 }
 
 /// The test virtualenv with Flask in it; a missing one fails the test.
-fn venv() -> PathBuf {
+pub(crate) fn venv() -> PathBuf {
     let venv = venv_as_given();
     assert!(
         venv.join("bin/python").exists(),

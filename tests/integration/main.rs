@@ -15,6 +15,8 @@ mod flask;
 mod hostile;
 mod keepalive;
 mod lifecycle;
+mod migration;
+mod newcomer;
 mod nginx;
 mod observability;
 mod pep3333;

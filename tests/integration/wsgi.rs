@@ -232,11 +232,13 @@ fn a_wsgi_file_imports_its_package_from_the_chdir() {
          \x20   return [settings.VALUE]\n",
     )
     .expect("write");
+    // Relative paths are the start directory's, so the file is named in full.
+    let file = pkg.join("wsgi.py");
     let server = Server::start(&[
         "--chdir",
         dir.path().to_str().expect("utf-8 path"),
         "--wsgi-file",
-        "mysite/wsgi.py",
+        file.to_str().expect("utf-8 path"),
     ]);
     assert_eq!(server.connect().get("/").body, b"from the package");
 }
