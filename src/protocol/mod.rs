@@ -4,4 +4,5 @@
 pub mod chunked;
 pub mod date;
 pub mod http;
+pub mod response;
 pub mod uwsgi;

@@ -2,6 +2,7 @@
 //!
 //! The rest of the crate never writes `unsafe` for a syscall: it calls these.
 
+pub mod fs;
 mod inherit;
 mod net;
 mod procinfo;
