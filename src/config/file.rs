@@ -44,7 +44,7 @@ fn type_name(v: &toml::Value) -> &'static str {
 /// Reads and checks the file; returns its settings in schema order.
 /// What to say about a file that looks like a uWSGI ini.
 const INI_HINT: &str = "this looks like a uWSGI ini file: rwsgi reads TOML, with quoted \
-    strings and options in [server], [app], [workers], [limits] and [log]; see rwsgi.toml(5)";
+    strings and options in [server], [app], [workers], [limits], [log] and [static]; see rwsgi.toml(5)";
 
 pub fn load(path: &Path) -> Result<Vec<Setting>, LoadError> {
     let shown = path.display();
@@ -82,7 +82,8 @@ pub fn load(path: &Path) -> Result<Vec<Setting>, LoadError> {
             let hint = match schema::find(table) {
                 Some((t, k, _)) => format!("; put it in the [{t}] table: [{t}] {k} = ..."),
                 None => {
-                    "; options go in tables: [server], [app], [workers], [limits], [log]".into()
+                    "; options go in tables: [server], [app], [workers], [limits], [log], [static]"
+                        .into()
                 }
             };
             return fail(format!(
@@ -95,6 +96,7 @@ pub fn load(path: &Path) -> Result<Vec<Setting>, LoadError> {
         let known_table = schema::OPTIONS.iter().any(|(t, _, _)| t == table);
         for (key, value) in items {
             let line = line_of(&text, table, key);
+            let key = &super::static_map::file_key(table, key).into_owned();
             let at = format!("{shown}:{line}");
             let Some((want_table, name, kind)) = schema::find(key) else {
                 let compat = crate::cli::COMPAT_FLAGS.contains(&key.as_str());

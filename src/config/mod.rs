@@ -5,6 +5,7 @@ mod file;
 pub mod layers;
 mod listen;
 mod schema;
+mod static_map;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -14,6 +15,7 @@ use crate::cli::Cli;
 pub use crate::master::ReloadMode;
 
 pub use listen::{parse_listen, ListenAddr, ListenSpec, Protocol};
+pub use static_map::StaticMap;
 
 /// How the worker finds the WSGI callable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +59,8 @@ pub struct Config {
     pub shutdown_delay: Duration,
     pub reload_mode: ReloadMode,
     pub recycle: Recycle,
+    /// `--static-map` and its companions.
+    pub static_files: StaticMap,
 }
 
 /// The process around the server: files, identity, environment.
@@ -347,7 +351,13 @@ impl Config {
         }
         let stats = endpoint("--stats", &cli.stats)?.map(|a| (a, cli.stats_http));
         let metrics = endpoint("--metrics", &cli.metrics)?;
+        let static_files = static_map::parse(
+            &cli.static_map,
+            cli.static_index.as_deref(),
+            cli.static_expires,
+        )?;
         Ok(Config {
+            static_files,
             process,
             stats,
             metrics,

@@ -93,6 +93,8 @@ pub struct StaticReply {
     pub head: Vec<u8>,
     /// `None` for HEAD, 304, 404 and 416.
     pub body: Option<Body>,
+    /// How many bytes at the end of `head` are body (a 404's text).
+    pub inline_body: u64,
 }
 
 /// One `--static-map` entry, ready to serve.
@@ -258,6 +260,7 @@ impl StaticFiles {
                 status: 304,
                 head,
                 body: None,
+                inline_body: 0,
             });
         }
 
@@ -280,6 +283,7 @@ impl StaticFiles {
                     status: 416,
                     head,
                     body: None,
+                    inline_body: 0,
                 });
             }
         };
@@ -297,7 +301,12 @@ impl StaticFiles {
         common(&mut w);
         w.finish(req.date, req.version, req.end);
         let body = (req.method == b"GET" && len > 0).then_some(Body { file, offset, len });
-        Ok(StaticReply { status, head, body })
+        Ok(StaticReply {
+            status,
+            head,
+            body,
+            inline_body: 0,
+        })
     }
 
     /// 404 for a refused path, with no detail: it must not tell whether
@@ -309,13 +318,15 @@ impl StaticFiles {
             .header("Content-Type", b"text/plain")
             .header_u64("Content-Length", BODY.len() as u64)
             .finish(req.date, req.version, req.end);
-        if req.method != b"HEAD" {
+        let inline = req.method != b"HEAD";
+        if inline {
             head.extend_from_slice(BODY);
         }
         StaticReply {
             status: 404,
             head,
             body: None,
+            inline_body: if inline { BODY.len() as u64 } else { 0 },
         }
     }
 }

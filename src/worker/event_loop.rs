@@ -64,6 +64,8 @@ pub struct EventLoop<'a> {
     pub(super) ready: VecDeque<usize>,
     signal_fd: OwnedFd,
     pub(super) bridge: Bridge,
+    /// `--static-map`, its directories open (after any `--uid` switch).
+    pub(super) static_files: Option<crate::static_files::StaticFiles>,
     pub(super) date: super::serve::DateCache,
     pub(super) stopping: bool,
     /// Reused buffer for access-log lines.
@@ -123,7 +125,17 @@ impl<'a> EventLoop<'a> {
                 server_port,
             }));
         }
+        let s = &ctx.config.static_files;
+        let static_files = match s.map.is_empty() {
+            true => None,
+            false => Some(crate::static_files::StaticFiles::open(
+                &s.map,
+                s.index.as_deref(),
+                s.expires,
+            )?),
+        };
         Ok(EventLoop {
+            static_files,
             config: ctx.config,
             slot: ctx.scoreboard.slot(ctx.slot),
             scoreboard: ctx.scoreboard,

@@ -8,6 +8,7 @@ mod event_loop;
 mod recycle;
 mod serve;
 mod slab;
+mod static_hook;
 
 use crate::master::{Notice, WorkerContext, EXIT_APP_LOAD_ERROR};
 use crate::scoreboard::WorkerState;

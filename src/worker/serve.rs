@@ -195,6 +195,11 @@ impl EventLoop<'_> {
     pub(super) fn serve(&mut self, gil: &Gil<'_>, idx: usize) {
         let wall = wall_us();
         let date = self.date.at(wall / 1_000_000);
+        // Static files first: answered without Python (see static_hook.rs).
+        if let Some(done) = self.serve_static(idx, &date) {
+            self.after_request(idx, done.served, done.finished, done.keep_alive);
+            return;
+        }
         let limits = self.config.limits;
         let Some(conn) = self.conns.get_mut(idx) else {
             return;
@@ -276,6 +281,13 @@ impl EventLoop<'_> {
             },
             &mut self.log_line,
         );
+        self.after_request(idx, served, finished, outcome.keep_alive);
+    }
+
+    /// After a response: recycling, then the connection's next request
+    /// (or its close).
+    fn after_request(&mut self, idx: usize, served: u64, finished: Instant, keep_alive: bool) {
+        let limits = self.config.limits;
         if let Some(reason) = self.recycler.after_request(served, self.slot, finished) {
             log::info!(
                 "worker {} asks to be recycled ({}) after {served} request(s)",
@@ -287,10 +299,13 @@ impl EventLoop<'_> {
                 log::warn!("worker {}: cannot notify the master: {e}", self.id);
             }
         }
-        if !outcome.keep_alive {
+        if !keep_alive {
             self.close(idx);
             return;
         }
+        let Some(conn) = self.conns.get_mut(idx) else {
+            return;
+        };
         conn.consume_request();
         conn.deadline = finished + limits.keepalive_timeout;
         let watched = conn.watched;
