@@ -146,7 +146,9 @@ mod tests {
         let t = std::env::temp_dir().display().to_string();
         let file = format!("{}/rwsgi-static-map-test-file", t);
         std::fs::write(&file, b"x").unwrap();
-        let cases: Vec<(Vec<String>, Option<&str>, Option<u64>, &str)> = vec![
+        /// (--static-map values, --static-index, --static-expires, expected text)
+        type Case<'a> = (Vec<String>, Option<&'a str>, Option<u64>, &'a str);
+        let cases: Vec<Case<'_>> = vec![
             (strings(&["/static"]), None, None, "URL_PREFIX=DIR"),
             (
                 strings(&[&format!("static={t}")]),

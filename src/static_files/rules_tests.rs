@@ -72,7 +72,9 @@ fn ranges() {
 fn encoding_choice_honours_q_values() {
     use Encoding::*;
     let both = [Brotli, Gzip];
-    let cases: [(Option<&[u8]>, &[Encoding], Option<Encoding>); 11] = [
+    /// (Accept-Encoding, variants on disk, the choice)
+    type Case<'a> = (Option<&'a [u8]>, &'a [Encoding], Option<Encoding>);
+    let cases: [Case<'_>; 11] = [
         (None, &both, None),
         (Some(b"gzip, deflate, br"), &both, Some(Brotli)),
         (Some(b"gzip"), &both, Some(Gzip)),

@@ -19,6 +19,7 @@ mod observability;
 mod pep3333;
 mod protocol;
 mod startup_errors;
+mod static_files;
 mod supervision;
 mod systemd;
 mod uwsgi;
