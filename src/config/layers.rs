@@ -296,6 +296,7 @@ pub fn describe(layered: &Provenance) -> String {
                     .sources
                     .get(key)
                     .map_or("command line", String::as_str);
+                let key = super::static_map::short_key(table, key);
                 format!("{key} = {}  # {source}", toml_value(*kind, v))
             }
             None => {
@@ -304,6 +305,7 @@ pub fn describe(layered: &Provenance) -> String {
                     .find(|a| a.get_long() == Some(key))
                     .and_then(|a| a.get_help().map(|h| h.to_string()))
                     .unwrap_or_default();
+                let key = super::static_map::short_key(table, key);
                 match help
                     .split("[default: ")
                     .nth(1)

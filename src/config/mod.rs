@@ -145,7 +145,8 @@ fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
 
 impl Config {
     /// Files rwsgi will create whose directory does not exist (unix sockets,
-    /// the log file, the pidfile), one message each naming the directory.
+    /// the log file, the pidfile) and `--static-map` directories that do not
+    /// exist, one message each naming the directory.
     /// A start refuses them; `--check-config` only warns, because a service
     /// manager may create the directory at start (systemd's
     /// RuntimeDirectory=). Under socket activation the listen addresses are
@@ -174,7 +175,7 @@ impl Config {
             ("--pidfile", self.process.pidfile.as_deref()),
         ];
         let files = files.into_iter().filter_map(|(f, p)| p.map(|p| (f, p)));
-        sockets
+        let mut out: Vec<String> = sockets
             .chain(files)
             .filter_map(|(flag, path)| {
                 let dir = path.parent().filter(|d| !d.as_os_str().is_empty())?;
@@ -191,7 +192,9 @@ impl Config {
                     )
                 })
             })
-            .collect()
+            .collect();
+        out.extend(self.static_files.missing());
+        out
     }
 
     /// Builds and validates the effective configuration from the flags.

@@ -24,6 +24,35 @@ pub fn file_key<'a>(table: &str, key: &'a str) -> std::borrow::Cow<'a, str> {
     }
 }
 
+impl StaticMap {
+    /// One message per mapped directory that does not exist.
+    pub fn missing(&self) -> Vec<String> {
+        self.map
+            .iter()
+            .filter(|(_, dir)| {
+                std::fs::metadata(dir).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+            })
+            .map(|(prefix, dir)| {
+                format!(
+                    "--static-map {prefix}={}: directory {} does not exist; create it first \
+                     (for Django, run `manage.py collectstatic`) or fix the path",
+                    dir.display(),
+                    dir.display()
+                )
+            })
+            .collect()
+    }
+}
+
+/// The reverse of [`file_key`], for `--check-config`'s report: the
+/// `[static]` keys as the file writes them.
+pub fn short_key<'a>(table: &str, key: &'a str) -> &'a str {
+    match table {
+        "static" => key.strip_prefix("static-").unwrap_or(key),
+        _ => key,
+    }
+}
+
 fn err<T>(msg: String) -> Result<T, ConfigError> {
     Err(ConfigError(msg))
 }
@@ -66,6 +95,9 @@ pub fn parse(
         let path = std::path::absolute(dir).unwrap_or_else(|_| PathBuf::from(dir));
         match std::fs::metadata(&path) {
             Ok(m) if m.is_dir() => {}
+            // Refused at start, only a warning for --check-config (a deploy
+            // may check before collectstatic): see `missing`.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Ok(_) => {
                 return err(format!(
                     "--static-map {entry:?}: {} is not a directory; map a directory \
@@ -139,6 +171,14 @@ mod tests {
         );
         assert_eq!(file_key("static", "map"), "static-map");
         assert_eq!(file_key("server", "map"), "map");
+        assert_eq!(short_key("static", "static-expires"), "expires");
+        assert_eq!(short_key("log", "log-slow"), "log-slow");
+        let gone = parse(&strings(&["/s=/nonexistent/rwsgi"]), None, None).unwrap();
+        let missing = gone.missing();
+        assert_eq!(missing.len(), 1);
+        assert!(missing[0].starts_with("--static-map /s=/nonexistent/rwsgi: directory"));
+        assert!(missing[0].contains("does not exist; create it first"));
+        assert!(m.missing().is_empty());
     }
 
     #[test]
@@ -164,12 +204,6 @@ mod tests {
             ),
             (strings(&[&format!("/a b={t}")]), None, None, "plain path"),
             (strings(&["/static="]), None, None, "no directory"),
-            (
-                strings(&["/static=/nonexistent/rwsgi"]),
-                None,
-                None,
-                "collectstatic",
-            ),
             (
                 strings(&[&format!("/s={file}")]),
                 None,

@@ -265,21 +265,19 @@ fn the_map_comes_from_flags_file_and_environment_and_is_checked() {
     let (code, out, err) = check_config(&args, &[]);
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(
-        out.contains(&format!("static-map = [\"/static={}\"]", site.root())),
+        out.contains(&format!("\nmap = [\"/static={}\"]", site.root())),
         "{out}"
     );
-    assert!(out.contains("static-expires = 60"), "{out}");
+    assert!(out.contains("\nexpires = 60"), "{out}");
     let map = site.map_arg();
     let (code, out, err) = check_config(&base, &[("RWSGI_STATIC_MAP", &map)]);
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(out.contains("env RWSGI_STATIC_MAP"), "{out}");
 
     let file = format!("/static={}", site.dir.file("secret.txt"));
-    let missing = format!("/static={}", site.dir.file("nope"));
     let relative = format!("static={}", site.root());
     for (value, needle) in [
         (file.as_str(), "is not a directory"),
-        (missing.as_str(), "collectstatic"),
         (relative.as_str(), "must start with '/'"),
         ("/static", "URL_PREFIX=DIR"),
     ] {
@@ -292,6 +290,23 @@ fn the_map_comes_from_flags_file_and_environment_and_is_checked() {
             "{value}: {err}"
         );
     }
+    // A directory not there yet only warns in --check-config (a deploy may
+    // check before collectstatic) but stops a start.
+    let missing = format!("/static={}", site.dir.file("nope"));
+    let mut args = base.to_vec();
+    args.extend(["--static-map", missing.as_str()]);
+    let (code, _, err) = check_config(&args, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("warning: --static-map") && err.contains("collectstatic"),
+        "{err}"
+    );
+    let mut server = Server::spawn(&args);
+    let status = server.wait_exit(crate::harness::STARTUP);
+    assert_eq!(status.code(), Some(2), "{}", server.log_text());
+    assert!(server
+        .log_text()
+        .contains("does not exist; create it first"));
     // The environment variable serves for real.
     let mut server = Server::spawn_command({
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_rwsgi"));
