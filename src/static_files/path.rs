@@ -46,8 +46,9 @@ pub fn map(prefixes: &[String], raw: &[u8]) -> Mapped {
     let rest = &raw[len..];
     // An encoded `/` or `\` would turn into a separator only after decoding:
     // refused, as nginx and Apache (AllowEncodedSlashes Off) do.
-    let lower: Vec<u8> = rest.to_ascii_lowercase();
-    if lower.windows(3).any(|w| w == b"%2f" || w == b"%5c") {
+    let encoded_separator =
+        |w: &[u8]| w.eq_ignore_ascii_case(b"%2f") || w.eq_ignore_ascii_case(b"%5c");
+    if rest.windows(3).any(encoded_separator) {
         return Mapped::Refused;
     }
     let mut decoded = Vec::with_capacity(rest.len());
