@@ -51,12 +51,16 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 rwsgi \
  && useradd --system --uid 10001 --gid rwsgi --home-dir /app --no-create-home \
-      --shell /usr/sbin/nologin rwsgi
+      --shell /usr/sbin/nologin rwsgi \
+ && mkdir -p /app/static
 
 COPY --from=build /usr/local/bin/rwsgi /usr/local/bin/rwsgi
 COPY --from=build /app/venv /app/venv
 # The demo app (it answers every path, /healthz included); replace /app/src
-# with your code.
+# with your code. /app/static (empty here) is served at /static by the workers
+# themselves (--static-map below): put your collected static files there,
+# e.g. `RUN python manage.py collectstatic --noinput` with
+# STATIC_ROOT = "/app/static".
 COPY etc/apps/hello.py /app/src/app.py
 
 # TMPDIR: request bodies above --post-buffering are spooled there (mount a
@@ -92,4 +96,5 @@ STOPSIGNAL SIGTERM
 ENTRYPOINT ["rwsgi"]
 CMD ["--module", "app:application", "--chdir", "/app/src", \
      "--home", "/app/venv", "--shutdown-timeout", "25", \
-     "--stats", "127.0.0.1:9191", "--metrics", ":9100"]
+     "--stats", "127.0.0.1:9191", "--metrics", ":9100", \
+     "--static-map", "/static=/app/static"]

@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark driver behind scripts/bench: rwsgi versus uWSGI, Gunicorn, Granian, bjoern.
+The static64k/static100m scenarios serve files from /static (see bench_static.py),
+with nginx serving the same directory as the limit.
 
 Every server runs 2 single-threaded worker processes on 127.0.0.1 with access
 logging off. wrk (-t1 -c32) drives it directly over HTTP and through one nginx
@@ -24,19 +26,22 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+import bench_static
+
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".bench"
 VENV = WORK / "venv"
 HOST = "127.0.0.1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-ALL_SERVERS = ["rwsgi", "rwsgi-http", "uwsgi", "uwsgi-http", "gunicorn", "granian", "bjoern"]
+ALL_SERVERS = ["rwsgi", "rwsgi-http", "uwsgi", "uwsgi-http", "gunicorn", "granian", "bjoern", "nginx"]
 # uwsgi-http is uWSGI with --http-socket (it closes every connection); behind
 # nginx it would be the same run as uwsgi (--socket), so it has no nginx rows.
 # rwsgi-http is rwsgi behind nginx over HTTP (proxy_pass, keep-alive upstream
 # pool) instead of uwsgi_pass; directly it would be the rwsgi run again.
 UWSGI_PROTO_SERVERS = {"rwsgi", "uwsgi"}  # behind nginx these speak uwsgi, not HTTP
 DEFAULT_SCENARIOS = ["hello-keepalive", "hello-close", "flask-keepalive", "flask-close",
-                     "nginx-hello-keepalive", "nginx-flask-keepalive"]
+                     "nginx-hello-keepalive", "nginx-flask-keepalive",
+                     "static64k-keepalive", "static100m-keepalive"]
 ALL_SCENARIOS = DEFAULT_SCENARIOS + ["nginx-hello-close", "nginx-flask-close"]
 COLUMNS = [("rps", "req/s", "{:.0f}"), ("rps_spread", "±%", "{:.0f}"), ("p50_ms", "p50 ms", "{:.2f}"), ("p99_ms", "p99 ms", "{:.2f}"),
            ("errors", "errors", "{:.0f}"), ("cpu_us", "CPU µs/req", "{:.1f}"),
@@ -64,6 +69,9 @@ class App:
 APPS = {
     "hello": App("hello", ROOT / "etc/apps", "hello", "application", "/", True),
     "flask": App("flask", ROOT / "scripts/bench-apps", "flask_app", "app", "/json", False),
+    # The hello app with /static mapped (bench_static.py); wrk asks for a file.
+    "static64k": App("static64k", ROOT / "etc/apps", "hello", "application", "/static/64k.bin", True),
+    "static100m": App("static100m", ROOT / "etc/apps", "hello", "application", "/static/100m.bin", True),
 }
 
 
@@ -291,6 +299,9 @@ for pid in children:
 
 def server_argv(server, app, proto, port, opts):
     """Command line for server serving app on port, speaking proto ('http' or 'uwsgi')."""
+    if bench_static.is_static(app):
+        plain = server_argv(server, APPS["hello"], proto, port, opts) if server != "nginx" else []
+        return bench_static.server_argv(server, app, port, plain, HOST)
     addr, bindir = f"{HOST}:{port}", VENV / "bin"
     by_module = ["--module", app.target, "--pythonpath", app.directory, "--home", VENV]
     if server in ("rwsgi", "rwsgi-http"):
@@ -441,10 +452,10 @@ end
 '''
 
 
-def run_wrk(port, path, seconds, keepalive, connections):
+def run_wrk(port, path, seconds, keepalive, connections, extra=()):
     script = WORK / "report.lua"
     script.write_text(WRK_LUA)
-    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script)]
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), *extra]
     if not keepalive:
         argv += ["-H", "Connection: close"]
     argv.append(f"http://{HOST}:{port}{path}")
@@ -507,8 +518,11 @@ def run_group(server, app, proto, scenarios, opts, round_no):
             nginx, nginx_port = start_nginx(port, proto == "uwsgi", app)
             procs.append(nginx)
         targets = {nginx_port if s.nginx else port for s in scenarios}
+        static = bench_static.is_static(app)
+        conns = bench_static.connections(app, opts.connections) if static else opts.connections
+        wrk_extra = bench_static.WRK_TIMEOUT if static else ()
         for t in targets if opts.warmup > 0 else ():
-            run_wrk(t, app.path, opts.warmup, True, opts.connections)
+            run_wrk(t, app.path, opts.warmup, True, conns, wrk_extra)
         pss = pss_mib(backend.pid)
         for sc in scenarios:
             target = nginx_port if sc.nginx else port
@@ -517,7 +531,7 @@ def run_group(server, app, proto, scenarios, opts, round_no):
                 conn_ok = (keeps_alive if sc.keepalive else honours_close)(port, app.path)
             cpu0 = cpu_ticks(backend.pid)
             ngx0 = cpu_ticks(procs[1].pid) if sc.nginx else 0
-            w = run_wrk(target, app.path, opts.duration, sc.keepalive, opts.connections)
+            w = run_wrk(target, app.path, opts.duration, sc.keepalive, conns, wrk_extra)
             cpu = cpu_ticks(backend.pid) - cpu0
             ngx = (cpu_ticks(procs[1].pid) - ngx0) if sc.nginx else 0
             if not backend.alive():
@@ -529,7 +543,7 @@ def run_group(server, app, proto, scenarios, opts, round_no):
                        cpu_us=(cpu * 1e6 / CLK_TCK / n) if n else None, pss_mib=pss,
                        nginx_cpu_us=(ngx * 1e6 / CLK_TCK / n) if (n and sc.nginx) else None,
                        starved=None, conn_ok=conn_ok, wrk=w)
-            if sc.keepalive and not sc.nginx:
+            if sc.keepalive and not sc.nginx and not static:
                 rec["starved"] = keepalive_probe(port, app.path, opts.connections, opts.probe_secs)
             log(f"  {server:9s} {sc.name:22s} {rec['rps']:9.0f} req/s  p99 {rec['p99_ms']:7.2f} ms  "
                 f"err {rec['errors']:<6d} cpu {fmt(rec['cpu_us'], '{:.1f}')} µs/req  "
@@ -549,6 +563,8 @@ def run_group(server, app, proto, scenarios, opts, round_no):
 
 def applies(server, sc):
     """Whether server has a row in scenario sc (see ALL_SERVERS)."""
+    if sc.app in bench_static.FILES or server == "nginx":
+        return bench_static.applies(server, sc)
     if server == "uwsgi-http":
         return not sc.nginx
     if server == "rwsgi-http":
@@ -628,7 +644,8 @@ def describe(sc, opts):
     how = "keep-alive" if sc.keepalive else "Connection: close"
     via = "through nginx" if sc.nginx else "direct HTTP"
     return (f"## {sc.name}: {APPS[sc.app].path} on the {sc.app} app, {via}, {how}, "
-            f"wrk -t1 -c{opts.connections} -d{opts.duration}s, median of {opts.rounds} round(s)")
+            f"wrk -t1 -c{bench_static.connections(APPS[sc.app], opts.connections)} -d{opts.duration}s, "
+            f"median of {opts.rounds} round(s)")
 
 
 def report(summary, servers, scenarios, opts):
@@ -672,6 +689,7 @@ def report(summary, servers, scenarios, opts):
                     if m["status"] not in ("ok", "skip")})
     if notes:
         out += ["## n/a reasons", ""] + [f"- {n[:300]}" for n in notes] + [""]
+    out += bench_static.report_lines(summary, servers)
     if opts.notes:
         out += ["## notes", ""] + [f"- {n}" for n in opts.notes] + [""]
     return "\n".join(out)
@@ -738,6 +756,8 @@ def main():
         log(f"warning: {APPS['hello'].file} does not exist; hello scenarios will be n/a")
 
     (WORK / "logs").mkdir(parents=True, exist_ok=True)
+    if any(bench_static.is_static(APPS[s.app]) for s in scenarios):
+        bench_static.prepare(os.environ)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda signum, _frame: sys.exit(128 + signum))
     meta = machine_info()

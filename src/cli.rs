@@ -221,6 +221,18 @@ pub struct Cli {
     #[arg(long)]
     pub no_defer_accept: bool,
 
+    /// Serve files under URL_PREFIX from DIR without Python (GET and HEAD); repeatable, the longest prefix wins
+    #[arg(long, value_name = "URL_PREFIX=DIR")]
+    pub static_map: Vec<String>,
+
+    /// File served for a --static-map directory requested with a trailing slash (e.g. index.html)
+    #[arg(long, value_name = "FILE")]
+    pub static_index: Option<String>,
+
+    /// Cache-Control max-age for static files, in seconds (hashed names are always immutable)
+    #[arg(long, value_name = "SECONDS")]
+    pub static_expires: Option<u64>,
+
     /// uWSGI's flag; rwsgi always runs a master process
     #[arg(long, short = 'M', help_heading = COMPAT)]
     pub master: bool,

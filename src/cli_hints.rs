@@ -68,10 +68,6 @@ const HINTS: &[(&str, &str)] = &[
         "--memory-report",
         "per-worker memory is in --stats and --metrics",
     ),
-    (
-        "--static-map",
-        "serve static files from nginx (etc/nginx/rwsgi.conf) or the app (e.g. WhiteNoise)",
-    ),
     ("--reload-mercy", "use --shutdown-timeout"),
     ("--worker-reload-mercy", "use --shutdown-timeout"),
     (

@@ -12,6 +12,7 @@ pub mod process;
 pub mod protocol;
 pub mod scoreboard;
 pub mod socket;
+pub mod static_files;
 pub mod stats;
 pub mod sys;
 pub mod systemd;

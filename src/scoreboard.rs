@@ -64,6 +64,10 @@ pub struct Slot {
     /// `METHOD target` of the current request (for the harakiri log line):
     /// byte 0 is the length, then up to LABEL_BYTES bytes, packed in atomics.
     label: [AtomicU64; LABEL_WORDS],
+    /// Static files (`--static-map`): responses, body bytes, 304s.
+    static_requests: AtomicU64,
+    static_bytes: AtomicU64,
+    static_not_modified: AtomicU64,
 }
 
 /// Upper bounds of the request-duration histogram buckets, in µs.
@@ -82,6 +86,9 @@ pub struct Counters {
     pub running_us: u64,
     pub by_class: [u64; 5],
     pub buckets: [u64; DURATION_BUCKETS_US.len() + 1],
+    pub static_requests: u64,
+    pub static_bytes: u64,
+    pub static_not_modified: u64,
 }
 
 impl Counters {
@@ -90,6 +97,9 @@ impl Counters {
         self.exceptions += other.exceptions;
         self.tx_bytes += other.tx_bytes;
         self.running_us += other.running_us;
+        self.static_requests += other.static_requests;
+        self.static_bytes += other.static_bytes;
+        self.static_not_modified += other.static_not_modified;
         for (a, b) in self.by_class.iter_mut().zip(other.by_class) {
             *a += b;
         }
@@ -143,6 +153,9 @@ impl Slot {
             exceptions: self.exceptions.load(Relaxed),
             tx_bytes: self.tx_bytes.load(Relaxed),
             running_us: self.running_us.load(Relaxed),
+            static_requests: self.static_requests.load(Relaxed),
+            static_bytes: self.static_bytes.load(Relaxed),
+            static_not_modified: self.static_not_modified.load(Relaxed),
             ..Counters::default()
         };
         for (dst, src) in c.by_class.iter_mut().zip(&self.by_class) {
@@ -192,7 +205,12 @@ impl Slot {
         self.vsz_bytes.store(0, Relaxed);
         self.conns.store(0, Relaxed);
         self.running_us.store(0, Relaxed);
-        for c in self.by_class.iter().chain(&self.buckets) {
+        let statics = [
+            &self.static_requests,
+            &self.static_bytes,
+            &self.static_not_modified,
+        ];
+        for c in self.by_class.iter().chain(&self.buckets).chain(statics) {
             c.store(0, Relaxed);
         }
         self.spawned_at_us.store(now_us, Relaxed);
@@ -226,6 +244,16 @@ impl Slot {
             Relaxed,
             Relaxed,
         );
+    }
+
+    /// Worker: a static file was answered (on top of `end_request`, which
+    /// counts it as a request like any other).
+    pub fn count_static(&self, status: u16, body_bytes: u64) {
+        self.static_requests.fetch_add(1, Relaxed);
+        self.static_bytes.fetch_add(body_bytes, Relaxed);
+        if status == 304 {
+            self.static_not_modified.fetch_add(1, Relaxed);
+        }
     }
 
     /// Worker: the request is answered. Returns the requests served so far.
@@ -461,6 +489,13 @@ mod tests {
         assert_eq!(slot.state(), WorkerState::Stopping, "stopping sticks");
         slot.end_request(0, false, 200, 1);
         assert_eq!(slot.state(), WorkerState::Stopping, "stopping sticks");
+        slot.count_static(200, 10);
+        slot.count_static(304, 0);
+        let c = slot.counters();
+        assert_eq!(
+            (c.static_requests, c.static_bytes, c.static_not_modified),
+            (2, 10, 1)
+        );
         slot.set_label(&[b"GET", b" ", b"/x"]);
         assert_eq!(slot.label(), "GET /x");
         assert_eq!(slot.in_flight(5_000_000), "");

@@ -101,7 +101,7 @@ pub fn render_json(s: &Snapshot) -> String {
         let avg_rt = c.running_us.checked_div(c.requests).unwrap_or(0);
         let _ = write!(
             o,
-            "{{\"id\":{},\"pid\":{},\"accepting\":1,\"requests\":{},\"delta_requests\":{},\"exceptions\":{},\"harakiri_count\":{},\"signals\":0,\"signal_queue\":0,\"status\":\"{}\",\"rss\":{},\"vsz\":{},\"running_time\":{},\"last_spawn\":{},\"respawn_count\":{},\"tx\":{},\"avg_rt\":{avg_rt},\"apps\":[],\"cores\":[{{\"id\":0,\"requests\":{},\"static_requests\":0,\"routed_requests\":0,\"offloaded_requests\":0,\"write_errors\":0,\"read_errors\":0,\"in_request\":{},\"vars\":[],\"req_info\":{{}}}}]}}",
+            "{{\"id\":{},\"pid\":{},\"accepting\":1,\"requests\":{},\"delta_requests\":{},\"exceptions\":{},\"harakiri_count\":{},\"signals\":0,\"signal_queue\":0,\"status\":\"{}\",\"rss\":{},\"vsz\":{},\"running_time\":{},\"last_spawn\":{},\"respawn_count\":{},\"tx\":{},\"avg_rt\":{avg_rt},\"apps\":[],\"cores\":[{{\"id\":0,\"requests\":{},\"static_requests\":{},\"routed_requests\":0,\"offloaded_requests\":0,\"write_errors\":0,\"read_errors\":0,\"in_request\":{},\"vars\":[],\"req_info\":{{}}}}]}}",
             w.id,
             w.pid,
             c.requests,
@@ -116,6 +116,7 @@ pub fn render_json(s: &Snapshot) -> String {
             w.respawn_count,
             c.tx_bytes,
             c.requests,
+            c.static_requests,
             u8::from(w.in_request),
         );
     }
@@ -211,6 +212,26 @@ pub fn render_prometheus(s: &Snapshot) -> String {
         "Response body bytes sent.",
     );
     let _ = writeln!(o, "rwsgi_response_bytes_total {}", t.tx_bytes);
+    for (name, help, n) in [
+        (
+            "rwsgi_static_requests_total",
+            "Requests answered from --static-map (also counted in rwsgi_requests_total).",
+            t.static_requests,
+        ),
+        (
+            "rwsgi_static_bytes_total",
+            "Static file body bytes sent.",
+            t.static_bytes,
+        ),
+        (
+            "rwsgi_static_not_modified_total",
+            "Static file requests answered 304 Not Modified.",
+            t.static_not_modified,
+        ),
+    ] {
+        head(&mut o, name, "counter", help);
+        let _ = writeln!(o, "{name} {n}");
+    }
 
     head(
         &mut o,
@@ -297,6 +318,9 @@ mod tests {
             exceptions: 1,
             tx_bytes: 130,
             running_us: 5000,
+            static_requests: 4,
+            static_bytes: 100,
+            static_not_modified: 1,
             ..Counters::default()
         };
         c.by_class = [0, 9, 0, 0, 1];
@@ -335,6 +359,7 @@ mod tests {
             "\"status\":\"idle\"",
             "\"max_queue\":1024",
             "\"in_request\":0",
+            "\"static_requests\":4,",
         ] {
             assert!(j.contains(needle), "{needle} in {j}");
         }
@@ -351,6 +376,9 @@ mod tests {
             "rwsgi_respawns_total{cause=\"reload\"} 4\n",
             "rwsgi_workers{state=\"idle\"} 1\n",
             "rwsgi_listen_queue{socket=\"127.0.0.1:8000\"} 3\n",
+            "rwsgi_static_requests_total 8\n",
+            "rwsgi_static_bytes_total 200\n",
+            "rwsgi_static_not_modified_total 2\n",
         ] {
             assert!(p.contains(needle), "{needle} in {p}");
         }

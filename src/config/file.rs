@@ -110,7 +110,8 @@ pub fn load(path: &Path) -> Result<Vec<Setting>, LoadError> {
             let hint = match schema::find(table) {
                 Some((t, k, _)) => format!("; put it in the [{t}] table: [{t}] {k} = ..."),
                 None => {
-                    "; options go in tables: [server], [app], [workers], [limits], [log]".into()
+                    "; options go in tables: [server], [app], [workers], [limits], [log], [static]"
+                        .into()
                 }
             };
             return fail(format!(
@@ -123,6 +124,7 @@ pub fn load(path: &Path) -> Result<Vec<Setting>, LoadError> {
         let known_table = schema::OPTIONS.iter().any(|(t, _, _)| t == table);
         for (key, value) in items {
             let line = line_of(&text, table, key);
+            let key = &super::static_map::file_key(table, key).into_owned();
             let at = format!("{shown}:{line}");
             let Some((want_table, name, kind)) = schema::find(key) else {
                 let compat = crate::cli::COMPAT_FLAGS.contains(&key.as_str());

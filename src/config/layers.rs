@@ -367,6 +367,7 @@ pub fn describe(layered: &Provenance) -> String {
                     .sources
                     .get(key)
                     .map_or("command line", String::as_str);
+                let key = super::static_map::short_key(table, key);
                 format!("{key} = {}  # {source}", toml_value(*kind, v))
             }
             None => {
@@ -378,6 +379,7 @@ pub fn describe(layered: &Provenance) -> String {
                 // Every line stays valid TOML with one '#' removed: a
                 // default is printed as the value the file would take, and
                 // a note about an option without one starts with "##".
+                let key = super::static_map::short_key(table, key);
                 match help
                     .split("[default: ")
                     .nth(1)

@@ -9,6 +9,7 @@ mod paths;
 pub mod python;
 pub mod ranges;
 pub mod schema;
+mod static_map;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -19,6 +20,7 @@ pub use crate::master::ReloadMode;
 use paths::{absolute, absolute_addr, resolve_paths};
 
 pub use listen::{parse_listen, ListenAddr, ListenSpec, Protocol};
+pub use static_map::StaticMap;
 
 /// How the worker finds the WSGI callable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +66,8 @@ pub struct Config {
     pub shutdown_delay: Duration,
     pub reload_mode: ReloadMode,
     pub recycle: Recycle,
+    /// `--static-map` and its companions.
+    pub static_files: StaticMap,
 }
 
 /// The process around the server: files, identity, environment.
@@ -169,7 +173,8 @@ fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
 
 impl Config {
     /// Files rwsgi will create whose directory does not exist (unix sockets,
-    /// the log file, the pidfile), one message each naming the directory.
+    /// the log file, the pidfile) and `--static-map` directories that do not
+    /// exist, one message each naming the directory.
     /// A start refuses them; `--check-config` only warns, because a service
     /// manager may create the directory at start (systemd's
     /// RuntimeDirectory=). Under socket activation the listen addresses are
@@ -198,7 +203,7 @@ impl Config {
             ("--pidfile", self.process.pidfile.as_deref()),
         ];
         let files = files.into_iter().filter_map(|(f, p)| p.map(|p| (f, p)));
-        sockets
+        let mut out: Vec<String> = sockets
             .chain(files)
             .filter_map(|(flag, path)| {
                 let dir = path.parent().filter(|d| !d.as_os_str().is_empty())?;
@@ -215,7 +220,9 @@ impl Config {
                     )
                 })
             })
-            .collect()
+            .collect();
+        out.extend(self.static_files.missing());
+        out
     }
 
     /// Builds and validates the effective configuration from the flags.
@@ -396,7 +403,13 @@ impl Config {
         }
         let stats = endpoint("--stats", &cli.stats)?.map(|a| (a, cli.stats_http));
         let metrics = endpoint("--metrics", &cli.metrics)?;
+        let static_files = static_map::parse(
+            &cli.static_map,
+            cli.static_index.as_deref(),
+            cli.static_expires,
+        )?;
         Ok(Config {
+            static_files,
             process,
             stats,
             metrics,

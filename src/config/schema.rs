@@ -61,6 +61,9 @@ pub const OPTIONS: &[(&str, &str, Kind)] = &[
     ("log", "trusted-proxies", Kind::Str),
     ("log", "log-slow", Kind::Int),
     ("log", "logto", Kind::Str),
+    ("static", "static-map", Kind::List),
+    ("static", "static-index", Kind::Str),
+    ("static", "static-expires", Kind::Int),
 ];
 
 /// The option `key` (dashes or underscores), with its table and kind.

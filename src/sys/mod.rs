@@ -3,6 +3,7 @@
 //! The rest of the crate never writes `unsafe` for a syscall: it calls these.
 
 mod fds;
+pub mod fs;
 mod inherit;
 mod net;
 mod procinfo;

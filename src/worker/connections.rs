@@ -68,6 +68,8 @@ pub struct Connections<'a> {
     pub conns: Slab<Conn>,
     spare: Vec<Buffers>,
     pub dispatch: Dispatch,
+    /// `--static-map`, its directories open (after any `--uid` switch).
+    pub statics: Option<crate::static_files::StaticFiles>,
     pub date: DateCache,
     /// Reused buffer for access-log lines.
     pub log_line: String,
@@ -87,6 +89,7 @@ impl<'a> Connections<'a> {
         notify_fd: std::os::fd::RawFd,
         registry: Registry,
         dispatch: Dispatch,
+        statics: Option<crate::static_files::StaticFiles>,
     ) -> Connections<'a> {
         Connections {
             config,
@@ -99,6 +102,7 @@ impl<'a> Connections<'a> {
             conns: Slab::new(),
             spare: Vec::new(),
             dispatch,
+            statics,
             date: DateCache::new(),
             log_line: String::with_capacity(256),
             recycler: Recycler::new(

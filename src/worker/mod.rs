@@ -14,6 +14,7 @@ mod recycle;
 mod serve;
 mod session;
 mod slab;
+mod static_hook;
 mod threads;
 
 use std::sync::Arc;
@@ -126,6 +127,15 @@ pub fn entry(ctx: WorkerContext<'_>) -> i32 {
         }
     };
     let event_loop = Listeners::new(&ctx, poll.registry()).and_then(|listeners| {
+        let s = &ctx.config.static_files;
+        let statics = match s.map.is_empty() {
+            true => None,
+            false => Some(crate::static_files::StaticFiles::open(
+                &s.map,
+                s.index.as_deref(),
+                s.expires,
+            )?),
+        };
         let conns = Connections::new(
             ctx.config,
             scoreboard.slot(ctx.slot),
@@ -135,6 +145,7 @@ pub fn entry(ctx: WorkerContext<'_>) -> i32 {
             ctx.notify_fd,
             poll.registry().try_clone()?,
             dispatch,
+            statics,
         );
         EventLoop::new(poll, signal_fd, listeners, conns, scoreboard)
     });

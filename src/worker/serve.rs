@@ -147,8 +147,15 @@ impl Connections<'_> {
             close_delimited: view.close_delimited(),
             date,
         };
+        // Static files first: answered here, without Python.
+        if self.serve_static(idx, &date, meta.keep_alive) {
+            return;
+        }
+        let Some(conn) = self.conns.get_mut(idx) else {
+            return;
+        };
         if self.slot.request_start_us() == 0 {
-            let label = view.label();
+            let label = conn.view().label();
             self.slot.set_label(&[label.method, b" ", label.target]);
             self.slot.begin_request(sys::monotonic_usec());
         }
@@ -304,7 +311,7 @@ impl Connections<'_> {
     }
 
     /// Scoreboard, access log and recycling for a finished request.
-    fn note_request_end(&mut self, outcome: &Outcome, micros: u64, thread: usize, idx: usize) {
+    pub fn note_request_end(&mut self, outcome: &Outcome, micros: u64, thread: usize, idx: usize) {
         let served = self.slot.end_request(
             outcome.body_bytes,
             outcome.exception,

@@ -145,6 +145,29 @@ impl Server {
         self.wait_for_log_where(pattern, timeout, |l| l.contains(pattern))
     }
 
+    /// Waits until `n` log lines contain `pattern` (e.g. one per app thread).
+    pub fn wait_for_log_count(&mut self, pattern: &str, n: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let seen = self
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|l| l.contains(pattern))
+                .count();
+            if seen >= n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{seen} of {n} log lines {pattern:?} within {timeout:?}; log:\n{}",
+                self.log_text()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Like `wait_for_log`, for lines matching a predicate.
     pub fn wait_for_log_where(
         &mut self,

@@ -23,6 +23,7 @@ mod pep3333;
 mod protocol;
 mod security;
 mod startup_errors;
+mod static_files;
 mod supervision;
 mod systemd;
 mod uwsgi;

@@ -1,0 +1,81 @@
+//! `--static-map` on the I/O thread: a complete GET or HEAD whose path maps
+//! to a file is answered here, before any app thread sees it — no GIL, never
+//! queued behind busy threads. The head and the file go into the
+//! connection's output like any response (sendfile, without blocking).
+
+use std::os::fd::OwnedFd;
+use std::time::Instant;
+
+use super::conn::After;
+use super::connections::Connections;
+use crate::config::Protocol;
+use crate::protocol::response::ConnectionEnd;
+use crate::static_files::{Header, Request};
+use crate::wsgi::{Outcome, Sink};
+
+impl Connections<'_> {
+    /// Answers the complete request on `idx` from the static map, if it is a
+    /// static one; false leaves it to the app.
+    pub fn serve_static(&mut self, idx: usize, date: &[u8], keep_alive: bool) -> bool {
+        let Some(statics) = self.statics.as_ref() else {
+            return false;
+        };
+        let Some(conn) = self.conns.get_mut(idx) else {
+            return false;
+        };
+        let started = Instant::now();
+        let view = conn.view();
+        let label = view.label();
+        let path = match conn.protocol {
+            Protocol::Http => &conn.buf[conn.head.path.clone()],
+            // REQUEST_URI is the path as sent; PATH_INFO is decoded already,
+            // and decoding twice is how traversals slip in.
+            Protocol::Uwsgi => match view.header(b"", b"REQUEST_URI") {
+                Some(uri) => uri.split(|&b| b == b'?' || b == b'#').next().unwrap_or(uri),
+                None => return false,
+            },
+        };
+        let headers = |name: Header| view.header(name.http_name(), name.cgi_name());
+        let end = match (conn.protocol, keep_alive) {
+            (Protocol::Uwsgi, _) => ConnectionEnd::ProxyDelimited,
+            (_, true) => ConnectionEnd::KeepAlive,
+            (_, false) => ConnectionEnd::Close,
+        };
+        let Some(reply) = statics.respond(&Request {
+            method: label.method,
+            path,
+            headers: &headers,
+            version: view.version(),
+            end,
+            date,
+        }) else {
+            return false;
+        };
+        let Some(out) = conn.out.as_mut() else {
+            return false;
+        };
+        let mut outcome = Outcome {
+            status: reply.status,
+            body_bytes: reply.inline_body,
+            keep_alive,
+            ..Outcome::default()
+        };
+        let sent = out.send(&[&reply.head]).and_then(|_| match reply.body {
+            Some(body) => {
+                outcome.body_bytes += body.len;
+                out.send_file(OwnedFd::from(body.file), body.offset, body.len)
+            }
+            None => Ok(()),
+        });
+        if sent.is_err() {
+            outcome.keep_alive = false;
+        }
+        // A body sent with a static request is not needed.
+        conn.body = Default::default();
+        let micros = started.elapsed().as_micros() as u64;
+        self.note_request_end(&outcome, micros, 0, idx);
+        self.slot.count_static(outcome.status, outcome.body_bytes);
+        self.drain(idx, After::Finish(outcome));
+        true
+    }
+}
