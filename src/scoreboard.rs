@@ -68,6 +68,9 @@ pub struct Slot {
     static_requests: AtomicU64,
     static_bytes: AtomicU64,
     static_not_modified: AtomicU64,
+    /// Time requests waited for a free app thread (µs), and how many waited.
+    queue_wait_us: AtomicU64,
+    queued: AtomicU64,
 }
 
 /// Upper bounds of the request-duration histogram buckets, in µs.
@@ -89,6 +92,8 @@ pub struct Counters {
     pub static_requests: u64,
     pub static_bytes: u64,
     pub static_not_modified: u64,
+    pub queue_wait_us: u64,
+    pub queued: u64,
 }
 
 impl Counters {
@@ -100,6 +105,8 @@ impl Counters {
         self.static_requests += other.static_requests;
         self.static_bytes += other.static_bytes;
         self.static_not_modified += other.static_not_modified;
+        self.queue_wait_us += other.queue_wait_us;
+        self.queued += other.queued;
         for (a, b) in self.by_class.iter_mut().zip(other.by_class) {
             *a += b;
         }
@@ -156,6 +163,8 @@ impl Slot {
             static_requests: self.static_requests.load(Relaxed),
             static_bytes: self.static_bytes.load(Relaxed),
             static_not_modified: self.static_not_modified.load(Relaxed),
+            queue_wait_us: self.queue_wait_us.load(Relaxed),
+            queued: self.queued.load(Relaxed),
             ..Counters::default()
         };
         for (dst, src) in c.by_class.iter_mut().zip(&self.by_class) {
@@ -209,6 +218,8 @@ impl Slot {
             &self.static_requests,
             &self.static_bytes,
             &self.static_not_modified,
+            &self.queue_wait_us,
+            &self.queued,
         ];
         for c in self.by_class.iter().chain(&self.buckets).chain(statics) {
             c.store(0, Relaxed);
@@ -254,6 +265,12 @@ impl Slot {
         if status == 304 {
             self.static_not_modified.fetch_add(1, Relaxed);
         }
+    }
+
+    /// Worker: a request waited `us` for a free app thread.
+    pub fn add_queue_wait(&self, us: u64) {
+        self.queue_wait_us.fetch_add(us, Relaxed);
+        self.queued.fetch_add(1, Relaxed);
     }
 
     /// Worker: the request is answered. Returns the requests served so far.

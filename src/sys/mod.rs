@@ -4,6 +4,7 @@
 
 mod fds;
 pub mod fs;
+mod harakiri;
 mod inherit;
 mod net;
 mod procinfo;
@@ -11,6 +12,7 @@ mod send;
 mod signals;
 
 pub use fds::*;
+pub use harakiri::*;
 pub use inherit::*;
 pub use net::*;
 pub use procinfo::*;
