@@ -47,14 +47,6 @@ impl Dispatch {
             Dispatch::Pool(shared) => shared.submit(job),
         }
     }
-
-    /// App threads free to take a request now.
-    pub fn idle_threads(&self) -> usize {
-        match self {
-            Dispatch::Inline { .. } => 1,
-            Dispatch::Pool(shared) => shared.idle(),
-        }
-    }
 }
 
 pub struct Connections<'a> {
@@ -76,6 +68,8 @@ pub struct Connections<'a> {
     pub recycler: Recycler,
     pub stopping: bool,
     pub next_sweep: Instant,
+    /// Jobs handed to app threads and not completed yet.
+    in_app: usize,
 }
 
 impl<'a> Connections<'a> {
@@ -111,6 +105,42 @@ impl<'a> Connections<'a> {
             ),
             stopping: false,
             next_sweep: Instant::now() + Duration::from_secs(1),
+            in_app: 0,
+        }
+        .with_threads_published()
+    }
+
+    fn with_threads_published(self) -> Self {
+        self.slot.set_free_threads(self.config.threads);
+        self
+    }
+
+    /// Hands a job to the app threads (or to the inline turn).
+    pub fn submit(&mut self, job: Job) {
+        self.in_app += 1;
+        self.publish_free_threads();
+        self.dispatch.submit(job);
+    }
+
+    /// A job came back.
+    pub fn job_done(&mut self) {
+        self.in_app = self.in_app.saturating_sub(1);
+        self.publish_free_threads();
+    }
+
+    /// App threads free to take a request now.
+    pub fn idle_threads(&self) -> usize {
+        match &self.dispatch {
+            Dispatch::Inline { .. } => self.config.threads.saturating_sub(self.in_app),
+            Dispatch::Pool(shared) => shared.idle(),
+        }
+    }
+
+    /// For siblings' fair admission (see `Listeners::defer`); the pool
+    /// publishes its own as threads take and end jobs.
+    fn publish_free_threads(&self) {
+        if let Dispatch::Inline { .. } = self.dispatch {
+            self.slot.set_free_threads(self.idle_threads());
         }
     }
 

@@ -102,7 +102,11 @@ impl<'a> EventLoop<'a> {
                 let (token, readable, writable) = self.ready[i];
                 match token {
                     SIGNAL => self.on_signals(),
-                    WAKER => self.take_completions(),
+                    WAKER => {
+                        self.take_completions();
+                        self.listeners
+                            .thread_freed(&mut self.conns, self.scoreboard);
+                    }
                     Token(t) if t >= CONN_BASE => {
                         if writable {
                             self.conns.on_writable(t - CONN_BASE);

@@ -115,7 +115,11 @@ pub fn entry(ctx: WorkerContext<'_>) -> i32 {
             let poll = Poll::new().map_err(|e| format!("cannot set up its event loop: {e}"))?;
             let waker = mio::Waker::new(poll.registry(), event_loop::WAKER)
                 .map_err(|e| format!("cannot set up its event loop: {e}"))?;
-            let shared = Arc::new(threads::Shared::new(waker));
+            let shared = Arc::new(threads::Shared::new(
+                waker,
+                threads,
+                scoreboard.slot(ctx.slot),
+            ));
             let app_threads = threads::spawn(&shared, &bridge, gil, threads, ctx.id, cores)?;
             (Dispatch::Pool(shared), poll, Some(app_threads))
         } else {

@@ -167,7 +167,7 @@ impl Connections<'_> {
             .unwrap_or_else(|| Box::new(Outbound::new(fd, timeout)));
         let lent = conn.lend();
         conn.phase = Phase::Queued;
-        self.dispatch.submit(Job {
+        self.submit(Job {
             conn: idx,
             work: Work::Request {
                 lent,
@@ -181,6 +181,7 @@ impl Connections<'_> {
 
     /// An app thread finished a job.
     pub fn on_completion(&mut self, c: Completion) {
+        self.job_done();
         let micros = c.started.elapsed().as_micros() as u64;
         let Some(conn) = self.conns.get_mut(c.conn) else {
             // An abandoned stream (its connection is gone): nothing to do.
@@ -265,7 +266,7 @@ impl Connections<'_> {
                     return;
                 };
                 conn.phase = Phase::InApp;
-                self.dispatch.submit(Job {
+                self.submit(Job {
                     conn: idx,
                     work: Work::Resume { stream, out },
                 });
@@ -276,7 +277,7 @@ impl Connections<'_> {
     /// A stream whose client left is closed by an app thread (its `close()`
     /// is Python); no connection waits for the answer.
     pub fn abandon(&mut self, stream: Stream) {
-        self.dispatch.submit(Job {
+        self.submit(Job {
             conn: usize::MAX,
             work: Work::Abandon { stream },
         });
