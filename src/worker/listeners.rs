@@ -73,6 +73,8 @@ pub struct Listeners {
 
 impl Listeners {
     pub fn new(ctx: &WorkerContext<'_>, registry: &Registry) -> io::Result<Listeners> {
+        // Children the app forks close the listeners and client sockets.
+        sys::install_fork_guard();
         let mut list = Vec::new();
         for (i, l) in ctx.listeners.iter().enumerate() {
             // This process's own copy of the fd (inherited across fork),
@@ -94,6 +96,7 @@ impl Listeners {
                     String::new(),
                 ),
             };
+            sys::guard_socket(raw);
             registry.register(
                 socket.source(),
                 Token(LISTENER_BASE + i),
@@ -118,6 +121,12 @@ impl Listeners {
 
     pub fn len(&self) -> usize {
         self.list.len()
+    }
+
+    /// Out of descriptors at the last accept: a closing connection should
+    /// retry at once.
+    pub fn starved(&self) -> bool {
+        self.starved
     }
 
     /// Whether this worker should leave new connections to a sibling: it
@@ -180,6 +189,16 @@ impl Listeners {
                 }
             };
             self.starved = false;
+            let stream = match stream.above_std_fds() {
+                Ok(s) => s,
+                Err(e) => {
+                    log::warn!(
+                        "worker {}: cannot move a connection off fds 0-2: {e}",
+                        conns.id
+                    );
+                    continue;
+                }
+            };
             let (name, port) = (l.server_name.as_str(), l.server_port.as_str());
             conns.insert(stream, l.protocol, |info| info.fill(peer, name, port));
         }
@@ -255,6 +274,7 @@ impl Listeners {
         for l in self.list.iter_mut() {
             if let Some(mut l) = l.take() {
                 let _ = registry.deregister(l.socket.source());
+                sys::forget_socket(l.socket.raw_fd());
             }
         }
     }
