@@ -5,6 +5,7 @@
 mod fds;
 mod forkguard;
 pub mod fs;
+mod harakiri;
 mod inherit;
 mod net;
 mod procinfo;
@@ -14,6 +15,7 @@ mod zombies;
 
 pub use fds::*;
 pub use forkguard::*;
+pub use harakiri::*;
 pub use inherit::*;
 pub use net::*;
 pub use procinfo::*;

@@ -178,6 +178,7 @@ impl Connections<'_> {
                 protocol,
                 meta,
                 out,
+                queued: Instant::now(),
             },
         });
     }
@@ -191,6 +192,9 @@ impl Connections<'_> {
         };
         if let Some(lent) = c.lent {
             conn.restore(lent);
+        }
+        if let Some(us) = c.waited_us {
+            self.slot.add_queue_wait(us);
         }
         conn.out = c.out;
         if conn.out.is_none() {
