@@ -237,6 +237,10 @@ impl Listeners {
                 break;
             };
             let _ = sys::try_send(client.as_raw_fd(), &[&answer]);
+            // Take the request (usually here already) out of the socket, so
+            // the close is a FIN the client reads the 503 before, not a reset.
+            let mut scratch = Vec::new();
+            let _ = sys::read_into(client.as_raw_fd(), &mut scratch, 16 * 1024);
             drop(client);
             self.reserve = std::fs::File::open("/dev/null").ok().map(OwnedFd::from);
         }

@@ -57,7 +57,16 @@ fn tcp_sockets_of(pid: u32) -> Vec<String> {
 
 #[test]
 fn a_forked_child_keeps_no_socket_so_the_response_ends_at_once() {
-    let server = super::start(&[]);
+    forked_child_keeps_no_socket(&[]);
+}
+
+#[test]
+fn a_child_forked_by_an_app_thread_keeps_no_socket_either() {
+    forked_child_keeps_no_socket(&["--threads", "4"]);
+}
+
+fn forked_child_keeps_no_socket(args: &[&str]) {
+    let server = super::start(args);
     let mut s = std::net::TcpStream::connect(("127.0.0.1", server.port())).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
     let started = Instant::now();
