@@ -130,6 +130,9 @@ pub struct Limits {
     pub limit_post: u64,
     /// Bodies larger than this are spooled to a temp file.
     pub post_buffering: usize,
+    /// What bodies still being received may hold in a worker's memory in
+    /// all; beyond it they are spooled too.
+    pub body_memory: usize,
     pub http_timeout: Duration,
     pub keepalive_timeout: Duration,
 }
@@ -347,6 +350,7 @@ impl Config {
             max_headers,
             limit_post: cli.limit_post.unwrap_or(0),
             post_buffering: cli.post_buffering.unwrap_or(1024 * 1024),
+            body_memory: cli.body_memory.unwrap_or(64 * 1024 * 1024),
             http_timeout: secs(cli.http_timeout, 60, "http-timeout")?,
             keepalive_timeout: secs(cli.keepalive_timeout, 30, "keepalive-timeout")?,
         };

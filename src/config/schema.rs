@@ -52,6 +52,7 @@ pub const OPTIONS: &[(&str, &str, Kind)] = &[
     ("limits", "max-headers", Kind::Int),
     ("limits", "limit-post", Kind::Int),
     ("limits", "post-buffering", Kind::Int),
+    ("limits", "body-memory", Kind::Int),
     ("limits", "http-timeout", Kind::Int),
     ("limits", "keepalive-timeout", Kind::Int),
     ("log", "log-level", Kind::Str),

@@ -3,6 +3,7 @@
 //! The rest of the crate never writes `unsafe` for a syscall: it calls these.
 
 mod fds;
+mod forkguard;
 pub mod fs;
 mod harakiri;
 mod inherit;
@@ -10,14 +11,17 @@ mod net;
 mod procinfo;
 mod send;
 mod signals;
+mod zombies;
 
 pub use fds::*;
+pub use forkguard::*;
 pub use harakiri::*;
 pub use inherit::*;
 pub use net::*;
 pub use procinfo::*;
 pub use send::*;
 pub use signals::*;
+pub use zombies::*;
 
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};

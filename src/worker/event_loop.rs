@@ -131,6 +131,10 @@ impl<'a> EventLoop<'a> {
                         .accept(i, true, &mut self.conns, self.scoreboard);
                 }
             }
+            // A closed connection freed a descriptor: a starved accept retries.
+            if std::mem::take(&mut self.conns.freed) && self.listeners.starved() {
+                self.listeners.retry_at = Some(Instant::now());
+            }
             if self.listeners.retry_at.is_some_and(|r| Instant::now() >= r) {
                 self.listeners.retry(&mut self.conns, self.scoreboard);
             }

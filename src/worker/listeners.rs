@@ -88,6 +88,8 @@ pub struct Listeners {
 
 impl Listeners {
     pub fn new(ctx: &WorkerContext<'_>, registry: &Registry) -> io::Result<Listeners> {
+        // Children the app forks close the listeners and client sockets.
+        sys::install_fork_guard();
         let mut list = Vec::new();
         for (i, l) in ctx.listeners.iter().enumerate() {
             // This process's own copy of the fd (inherited across fork),
@@ -109,6 +111,7 @@ impl Listeners {
                     String::new(),
                 ),
             };
+            sys::guard_socket(raw);
             registry.register(
                 socket.source(),
                 Token(LISTENER_BASE + i),
@@ -134,6 +137,12 @@ impl Listeners {
 
     pub fn len(&self) -> usize {
         self.list.len()
+    }
+
+    /// Out of descriptors at the last accept: a closing connection should
+    /// retry at once.
+    pub fn starved(&self) -> bool {
+        self.starved
     }
 
     /// Whether this worker should leave new connections to a sibling.
@@ -243,6 +252,16 @@ impl Listeners {
                 }
             };
             self.starved = false;
+            let stream = match stream.above_std_fds() {
+                Ok(s) => s,
+                Err(e) => {
+                    log::warn!(
+                        "worker {}: cannot move a connection off fds 0-2: {e}",
+                        conns.id
+                    );
+                    continue;
+                }
+            };
             let (name, port) = (l.server_name.as_str(), l.server_port.as_str());
             conns.insert(stream, l.protocol, |info| info.fill(peer, name, port));
         }
@@ -281,6 +300,10 @@ impl Listeners {
                 break;
             };
             let _ = sys::try_send(client.as_raw_fd(), &[&answer]);
+            // Take the request (usually here already) out of the socket, so
+            // the close is a FIN the client reads the 503 before, not a reset.
+            let mut scratch = Vec::new();
+            let _ = sys::read_into(client.as_raw_fd(), &mut scratch, 16 * 1024);
             drop(client);
             self.reserve = std::fs::File::open("/dev/null").ok().map(OwnedFd::from);
         }
@@ -333,6 +356,7 @@ impl Listeners {
         for l in self.list.iter_mut() {
             if let Some(mut l) = l.take() {
                 let _ = registry.deregister(l.socket.source());
+                sys::forget_socket(l.socket.raw_fd());
             }
         }
     }

@@ -159,6 +159,10 @@ impl Connections<'_> {
             self.slot.set_label(&[label.method, b" ", label.target]);
             self.slot.begin_request(sys::monotonic_usec());
         }
+        self.uncount_body(idx);
+        let Some(conn) = self.conns.get_mut(idx) else {
+            return;
+        };
         let protocol = conn.protocol;
         let fd = conn.stream.raw_fd();
         let out = conn
@@ -302,8 +306,15 @@ impl Connections<'_> {
         conn.consume_request();
 
         conn.deadline = sys::deadline(now, limits.keepalive_timeout);
-        // Pipelined bytes may already hold the next request.
-        let progress = conn.read_and_parse(&limits);
+        // The next request's head (pipelined bytes may hold some) must be
+        // complete within --http-timeout.
+        conn.head_by = sys::deadline(now, limits.http_timeout);
+        let Some(progress) = self.read_request(idx, now) else {
+            return;
+        };
+        let Some(conn) = self.conns.get_mut(idx) else {
+            return;
+        };
         if !conn.is_idle() {
             conn.deadline = sys::deadline(now, limits.http_timeout);
         } else if self.stopping {

@@ -19,6 +19,7 @@ use crate::harness::{app, children_of, send_signal, Server, TempDir, PROMPT, STA
 use crate::http::{request, Client, Response};
 use crate::uwsgi::{parse_json_object, stream_body, uwsgi_addrs, Addr};
 
+mod aborted;
 mod http_proxy;
 
 /// The nginx binary, or a failure telling the user how to get one.
