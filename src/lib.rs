@@ -14,6 +14,7 @@ pub mod scoreboard;
 pub mod socket;
 pub mod static_files;
 pub mod stats;
+pub mod supervise;
 pub mod sys;
 pub mod systemd;
 pub mod worker;

@@ -8,6 +8,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use crate::config::{ListenAddr, ListenSpec, Protocol, UnixSocketOptions};
+use crate::sys::users;
 
 /// How long the kernel holds a connection that has sent nothing before it
 /// queues it for accept anyway (then `--http-timeout` applies). One second,
@@ -280,8 +281,11 @@ fn apply_unix_options(path: &Path, opts: &UnixSocketOptions) -> io::Result<()> {
             Some((u, g)) => (u, Some(g)),
             None => (owner.as_str(), None),
         };
-        let uid = resolve_user(user)?;
-        let gid = group.map(resolve_group).transpose()?;
+        let uid = users::resolve_user(user).ok_or_else(|| not_found("user", user))?;
+        let gid = match group {
+            Some(g) => Some(users::resolve_group(g).ok_or_else(|| not_found("group", g))?),
+            None => None,
+        };
         std::os::unix::fs::chown(path, Some(uid), gid)?;
     }
     Ok(())
@@ -292,28 +296,6 @@ fn not_found(what: &str, name: &str) -> io::Error {
         io::ErrorKind::NotFound,
         format!("--chown-socket: no {what} {name:?}"),
     )
-}
-
-/// A user name or number to a uid.
-pub fn resolve_user(name: &str) -> io::Result<u32> {
-    if let Ok(uid) = name.parse() {
-        return Ok(uid);
-    }
-    match nix::unistd::User::from_name(name) {
-        Ok(Some(u)) => Ok(u.uid.as_raw()),
-        _ => Err(not_found("user", name)),
-    }
-}
-
-/// A group name or number to a gid.
-pub fn resolve_group(name: &str) -> io::Result<u32> {
-    if let Ok(gid) = name.parse() {
-        return Ok(gid);
-    }
-    match nix::unistd::Group::from_name(name) {
-        Ok(Some(g)) => Ok(g.gid.as_raw()),
-        _ => Err(not_found("group", name)),
-    }
 }
 
 /// A socket file left by a previous run is replaced, but only when nothing

@@ -175,7 +175,7 @@ fn key_hint(key: &str) -> Option<String> {
     if let Some(h) = crate::cli_hints::for_key(&key) {
         return Some(format!("{key} is not an rwsgi option: {h}"));
     }
-    crate::cli_hints::alias_of(&key)
+    schema::alias_of(&key)
         .map(|k| format!("the key is \"{k}\" (--{key} is its alias on the command line)"))
 }
 

@@ -267,7 +267,7 @@ fn from_env(
             let var = |k: &str| format!("RWSGI_{}", k.to_ascii_uppercase().replace('-', "_"));
             let hint = if let Some(h) = crate::cli_hints::for_key(&key) {
                 format!("; {h}")
-            } else if let Some(k) = crate::cli_hints::alias_of(&key) {
+            } else if let Some(k) = schema::alias_of(&key) {
                 format!("; the variable is {}", var(k))
             } else if crate::cli::COMPAT_FLAGS.contains(&key.as_str()) {
                 "; rwsgi always behaves so: leave it out".to_string()

@@ -16,11 +16,28 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::Cli;
-pub use crate::master::ReloadMode;
 use paths::{absolute, absolute_addr, resolve_paths};
 
 pub use listen::{parse_listen, ListenAddr, ListenSpec, Protocol};
 pub use static_map::StaticMap;
+
+/// How a reload replaces workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadMode {
+    /// One new worker at a time; each ready one retires one old worker.
+    Rolling,
+    /// All new workers at once; old ones retire as new ones become ready.
+    All,
+}
+
+impl ReloadMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            ReloadMode::Rolling => "rolling",
+            ReloadMode::All => "all",
+        }
+    }
+}
 
 /// How the worker finds the WSGI callable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -437,7 +454,7 @@ impl Config {
 
 fn process_options(cli: &Cli) -> Result<ProcessOptions, ConfigError> {
     let uid = match &cli.uid {
-        Some(u) => Some(crate::socket::resolve_user(u).map_err(|_| {
+        Some(u) => Some(crate::sys::users::resolve_user(u).ok_or_else(|| {
             ConfigError(format!(
                 "--uid {u:?}: no such user (give a name from /etc/passwd or a number)"
             ))
@@ -445,7 +462,7 @@ fn process_options(cli: &Cli) -> Result<ProcessOptions, ConfigError> {
         None => None,
     };
     let gid = match (&cli.gid, &cli.uid) {
-        (Some(g), _) => Some(crate::socket::resolve_group(g).map_err(|_| {
+        (Some(g), _) => Some(crate::sys::users::resolve_group(g).ok_or_else(|| {
             ConfigError(format!(
                 "--gid {g:?}: no such group (give a name from /etc/group or a number)"
             ))

@@ -4,13 +4,12 @@
 
 mod drain;
 pub mod endpoints;
-mod notice;
 mod pool;
 mod signals;
 mod snapshot;
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
@@ -21,42 +20,9 @@ use crate::scoreboard::Scoreboard;
 use crate::socket::Listener;
 use crate::sys;
 
-use notice::NOTICE_LEN;
-pub use notice::{Notice, RetireReason};
-pub use pool::ReloadMode;
+use crate::supervise::{Notice, Phase, WorkerEntry, EXIT_APP_LOAD_ERROR, NOTICE_LEN};
 use pool::{Pool, Reaped};
 use signals::Action;
-
-/// What a worker's code receives from the master after fork.
-pub struct WorkerContext<'a> {
-    pub config: &'a Config,
-    pub listeners: &'a [Listener],
-    pub scoreboard: &'a Scoreboard,
-    /// Index of this worker's scoreboard slot.
-    pub slot: usize,
-    /// The worker number users see in logs (1-based, reused after death).
-    pub id: usize,
-    pub generation: u64,
-    /// The master's pid, to notice a master that died right after the fork.
-    pub master_pid: libc::pid_t,
-    /// Write end of the master's notification pipe (see [`Notice`]).
-    pub notify_fd: RawFd,
-}
-
-/// The worker entry point; its return value is the worker's exit code.
-pub type WorkerEntry = fn(WorkerContext<'_>) -> i32;
-
-/// Exit code of a worker that could not load the app (like Gunicorn's 4).
-pub const EXIT_APP_LOAD_ERROR: i32 = 4;
-
-/// The master's life, as an explicit state machine (logged on every change).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    Starting,
-    Running,
-    Reloading,
-    ShuttingDown,
-}
 
 /// How often the master reads the workers' RSS for `--reload-on-rss`.
 const RSS_EVERY: Duration = Duration::from_secs(1);

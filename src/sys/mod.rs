@@ -9,6 +9,7 @@ mod net;
 mod procinfo;
 mod send;
 mod signals;
+pub mod users;
 
 pub use fds::*;
 pub use inherit::*;

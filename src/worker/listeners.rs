@@ -12,10 +12,10 @@ use mio::{Interest, Registry, Token};
 use super::conn::Stream;
 use super::connections::Connections;
 use crate::config::Protocol;
-use crate::master::WorkerContext;
 use crate::protocol::response as wire;
 use crate::scoreboard::Scoreboard;
 use crate::socket::BoundAddr;
+use crate::supervise::WorkerContext;
 use crate::sys;
 
 /// Tokens of listeners start here.

@@ -8,8 +8,8 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-use super::{RetireReason, WorkerContext, WorkerEntry, EXIT_APP_LOAD_ERROR};
-use crate::config::Config;
+use crate::config::{Config, ReloadMode};
+use crate::supervise::{RetireReason, WorkerContext, WorkerEntry, EXIT_APP_LOAD_ERROR};
 use std::collections::HashMap;
 
 use crate::scoreboard::{now_us, Counters, Scoreboard};
@@ -20,24 +20,6 @@ use guard::{CrashGuard, Fork};
 
 /// Longest wait for killed starting workers to be reaped before forking.
 const SUPERSEDED_WAIT: Duration = Duration::from_secs(1);
-
-/// How a reload replaces workers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReloadMode {
-    /// One new worker at a time; each ready one retires one old worker.
-    Rolling,
-    /// All new workers at once; old ones retire as new ones become ready.
-    All,
-}
-
-impl ReloadMode {
-    pub fn name(self) -> &'static str {
-        match self {
-            ReloadMode::Rolling => "rolling",
-            ReloadMode::All => "all",
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct Worker {
