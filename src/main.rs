@@ -53,7 +53,8 @@ fn main() {
     if let Some(m) = missing.first() {
         fail(EXIT_CONFIG, m);
     }
-    if let Err(e) = process::prepare(&config) {
+    // SAFETY: no thread has been started yet.
+    if let Err(e) = unsafe { process::prepare(&config) } {
         fail(EXIT_CONFIG, e);
     }
     log::init(config.log_level);

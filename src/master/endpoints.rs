@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
@@ -79,11 +79,14 @@ impl Endpoints {
     pub fn new(bound: Vec<(Kind, Listener)>, registry: &Registry) -> io::Result<Endpoints> {
         let mut listeners = Vec::new();
         for (i, (kind, l)) in bound.into_iter().enumerate() {
-            let fd = l.fd.into_raw_fd(); // ownership moves to the mio listener below
-                                         // SAFETY: `fd` is a bound, listening, non-blocking socket we own.
+            // The fd's ownership moves into the mio listener (one owner).
             let mut sock = match l.addr {
-                BoundAddr::Tcp(_) => Sock::TcpListener(unsafe { TcpListener::from_raw_fd(fd) }),
-                BoundAddr::Unix(_) => Sock::UnixListener(unsafe { UnixListener::from_raw_fd(fd) }),
+                BoundAddr::Tcp(_) => {
+                    Sock::TcpListener(TcpListener::from_std(std::net::TcpListener::from(l.fd)))
+                }
+                BoundAddr::Unix(_) => Sock::UnixListener(UnixListener::from_std(
+                    std::os::unix::net::UnixListener::from(l.fd),
+                )),
             };
             let source: &mut dyn mio::event::Source = match &mut sock {
                 Sock::TcpListener(s) => s,

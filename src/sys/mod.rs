@@ -35,11 +35,14 @@ pub enum Forked {
     Child,
 }
 
-/// Forks the process. Only sound while the caller is single-threaded (the master
-/// is, by design), so the child inherits no lock held by another thread.
-pub fn fork() -> io::Result<Forked> {
-    // SAFETY: the master is single-threaded (DESIGN §1), so no other thread can
-    // hold a lock the child would inherit locked.
+/// Forks the process.
+///
+/// # Safety
+/// The caller must be single-threaded (the master is, by design): the child
+/// gets only the calling thread, and a lock another thread held would stay
+/// locked in it forever.
+pub unsafe fn fork() -> io::Result<Forked> {
+    // SAFETY: the caller is single-threaded (this function's contract).
     let pid = cvt(unsafe { libc::fork() })?;
     Ok(if pid == 0 {
         Forked::Child
@@ -134,9 +137,14 @@ pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// Closes a raw fd the caller knows it owns (used after fork on inherited fds).
-pub fn close(fd: RawFd) {
-    // SAFETY: closing an fd only affects the fd table; callers pass fds they own.
+/// Closes a raw fd (used after fork on inherited fds).
+///
+/// # Safety
+/// The caller must own `fd`, and nothing may use it afterwards: an owner
+/// still holding the number (an `OwnedFd`, a `File`) would later read,
+/// write or close whatever the kernel gives that number next.
+pub unsafe fn close(fd: RawFd) {
+    // SAFETY: the caller owns `fd` and gives it up (this function's contract).
     unsafe {
         libc::close(fd);
     }
@@ -302,10 +310,14 @@ pub fn getgid() -> u32 {
 
 /// Detaches from the terminal: fork (the parent exits 0), a new session,
 /// fork again (so the daemon can never reacquire a terminal), stdin from
-/// /dev/null. Only sound while single-threaded, like [`fork`].
-pub fn daemonize() -> io::Result<()> {
+/// /dev/null.
+///
+/// # Safety
+/// As for [`fork`]: the caller must be single-threaded.
+pub unsafe fn daemonize() -> io::Result<()> {
     for step in 0..2 {
-        match fork()? {
+        // SAFETY: single-threaded (this function's contract).
+        match unsafe { fork() }? {
             Forked::Parent(_) => exit_now(0),
             Forked::Child => {}
         }

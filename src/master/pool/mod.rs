@@ -420,11 +420,14 @@ fn fork_worker(
     inherited: &[RawFd],
 ) -> io::Result<libc::pid_t> {
     sys::block_all_signals(true);
-    let forked = sys::fork();
+    // SAFETY: the master is single-threaded (DESIGN §1).
+    let forked = unsafe { sys::fork() };
     match forked {
         Ok(Forked::Child) => {
             for &fd in inherited {
-                sys::close(fd);
+                // SAFETY: the master's private fds; the child never uses
+                // them, and never drops their owners (it ends in _exit).
+                unsafe { sys::close(fd) };
             }
             let _ = sys::default_signals(super::signals::HANDLED);
             // A panic in the worker must never unwind into the master's
