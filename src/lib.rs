@@ -14,6 +14,7 @@ pub mod process;
 pub mod protocol;
 pub mod scoreboard;
 pub mod socket;
+pub mod start;
 pub mod static_files;
 pub mod stats;
 pub mod supervise;

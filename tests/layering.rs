@@ -72,6 +72,22 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "systemd",
         ],
     ),
+    // Start-up: everything above, wired together (`main` calls it).
+    (
+        "start",
+        &[
+            "cli",
+            "cli_hints",
+            "config",
+            "log",
+            "master",
+            "process",
+            "socket",
+            "sys",
+            "systemd",
+            "worker",
+        ],
+    ),
 ];
 
 /// Modules that depend on nothing of ours but other leaves.
