@@ -5,6 +5,7 @@ mod access;
 mod clock;
 mod conn;
 mod connections;
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod drive;
 mod event_loop;
 mod job;
