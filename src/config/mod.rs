@@ -1,27 +1,32 @@
 //! The effective configuration: defaults merged with what the user gave, and
 //! validated in one place. Everything downstream reads a `Config`, never flags.
 
+mod app;
 mod error;
 mod file;
 mod ini;
 pub mod layers;
 mod listen;
 mod paths;
+mod process_options;
 pub mod python;
 pub mod ranges;
 pub mod schema;
 mod static_map;
 
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::Cli;
-use paths::{absolute, absolute_addr, resolve_paths};
+use paths::{absolute_addr, resolve_paths};
 
+use app::validate_app;
+pub use app::AppSource;
 use error::err;
 pub use error::ConfigError;
 pub use listen::{parse_listen, ListenAddr, ListenSpec, Protocol};
+use process_options::process_options;
+pub use process_options::ProcessOptions;
 pub use static_map::StaticMap;
 
 /// How a reload replaces workers.
@@ -38,24 +43,6 @@ impl ReloadMode {
         match self {
             ReloadMode::Rolling => "rolling",
             ReloadMode::All => "all",
-        }
-    }
-}
-
-/// How the worker finds the WSGI callable.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AppSource {
-    /// `package.module` plus the callable name.
-    Module { module: String, callable: String },
-    /// A Python file plus the callable name.
-    File { path: PathBuf, callable: String },
-}
-
-impl fmt::Display for AppSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AppSource::Module { module, callable } => write!(f, "{module}:{callable}"),
-            AppSource::File { path, callable } => write!(f, "{}:{callable}", path.display()),
         }
     }
 }
@@ -88,22 +75,6 @@ pub struct Config {
     pub recycle: Recycle,
     /// `--static-map` and its companions.
     pub static_files: StaticMap,
-}
-
-/// The process around the server: files, identity, environment.
-#[derive(Debug, Clone, Default)]
-pub struct ProcessOptions {
-    pub pidfile: Option<PathBuf>,
-    /// `--daemonize`: detach and log to this file.
-    pub daemonize: Option<PathBuf>,
-    /// Where logs go (`--logto`, or the `--daemonize` file); stderr if None.
-    pub logto: Option<PathBuf>,
-    /// Workers drop to this uid/gid after fork.
-    pub uid: Option<u32>,
-    pub gid: Option<u32>,
-    pub umask: Option<u32>,
-    /// `--env KEY=VALUE` pairs for the app.
-    pub env: Vec<(String, String)>,
 }
 
 /// How requests are logged.
@@ -416,129 +387,6 @@ impl Config {
             limits,
             shutdown_timeout: Duration::from_secs(cli.shutdown_timeout.unwrap_or(30)),
         })
-    }
-}
-
-fn process_options(cli: &Cli) -> Result<ProcessOptions, ConfigError> {
-    let uid = match &cli.uid {
-        Some(u) => Some(crate::sys::users::resolve_user(u).ok_or_else(|| {
-            ConfigError::invalid(format!(
-                "--uid {u:?}: no such user (give a name from /etc/passwd or a number)"
-            ))
-        })?),
-        None => None,
-    };
-    let gid = match (&cli.gid, &cli.uid) {
-        (Some(g), _) => Some(crate::sys::users::resolve_group(g).ok_or_else(|| {
-            ConfigError::invalid(format!(
-                "--gid {g:?}: no such group (give a name from /etc/group or a number)"
-            ))
-        })?),
-        // Without --gid, the user's primary group.
-        (None, Some(u)) => {
-            let user = uid.and_then(|id| {
-                nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(id))
-                    .ok()
-                    .flatten()
-            });
-            match user {
-                Some(user) => Some(user.gid.as_raw()),
-                // Never leave the workers in root's group by accident.
-                None => {
-                    return err(format!(
-                        "--uid {u}: this user has no passwd entry, so its group is unknown; give --gid too"
-                    ))
-                }
-            }
-        }
-        (None, None) => None,
-    };
-    let umask = match &cli.umask {
-        Some(m) => Some(
-            u32::from_str_radix(m, 8)
-                .ok()
-                .filter(|&v| v <= 0o777)
-                .ok_or_else(|| {
-                    ConfigError::invalid(format!("--umask {m:?}: expected an octal mask like 022"))
-                })?,
-        ),
-        None => None,
-    };
-    let mut env = Vec::new();
-    for kv in &cli.env {
-        match kv.split_once('=') {
-            Some((k, v)) if !k.is_empty() && !k.contains('\0') && !v.contains('\0') => {
-                env.push((k.to_string(), v.to_string()))
-            }
-            _ => return err(format!("--env {kv:?}: expected KEY=VALUE")),
-        }
-    }
-    Ok(ProcessOptions {
-        // Absolute, from the start directory: workers reopen the log file
-        // (USR1) after --chdir.
-        pidfile: cli.pidfile.as_deref().map(absolute),
-        daemonize: cli.daemonize.as_deref().map(absolute),
-        logto: cli
-            .logto
-            .as_deref()
-            .or(cli.daemonize.as_deref())
-            .map(absolute),
-        uid,
-        gid,
-        umask,
-        env,
-    })
-}
-
-/// Checks what can be checked without Python: a file that is not there is a
-/// clear error before any worker is forked.
-fn validate_app(app: &AppSource) -> Result<(), ConfigError> {
-    match app {
-        AppSource::File { path, callable } => {
-            if callable.is_empty() {
-                return err("--callable is empty");
-            }
-            if path.extension().is_some_and(|e| e != "py") || path.is_dir() {
-                return err(format!(
-                    "--wsgi-file {}: expected a Python file (.py)",
-                    path.display()
-                ));
-            }
-            // Relative paths were made absolute (resolve_paths).
-            if path.is_absolute() && !path.is_file() {
-                return err(format!("--wsgi-file {}: no such file", path.display()));
-            }
-            Ok(())
-        }
-        AppSource::Module { module, callable } => {
-            if !module.is_empty() && module.bytes().all(|b| b.is_ascii_digit()) {
-                return err(format!(
-                    "--module {module:?} looks like a worker count: rwsgi's -w is uWSGI's \
-                     --module; for {module} workers use --processes {module} (-p)"
-                ));
-            }
-            let valid = !module.is_empty()
-                && module
-                    .split('.')
-                    .all(|p| !p.is_empty() && p.chars().all(|c| c.is_alphanumeric() || c == '_'));
-            if !valid {
-                return err(format!(
-                    "--module {module:?} is not a Python module path (like package.module:callable)"
-                ));
-            }
-            if callable.is_empty() {
-                return err(format!(
-                    "--module {module}: the callable after ':' is empty"
-                ));
-            }
-            if callable.contains('(') {
-                return err(format!(
-                    "--module {module}:{callable}: rwsgi calls no app factory; define the app \
-                     in the module (application = {callable}) and name that"
-                ));
-            }
-            Ok(())
-        }
     }
 }
 
