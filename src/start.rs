@@ -140,10 +140,14 @@ pub fn run() -> Result<ExitCode, StartError> {
         );
     }
     sys::raise_nofile_limit();
+    // After SIGUSR2, the previous master's sockets (see master::upgrade).
+    let mut handed = socket::Handed::from_env().map_err(StartError::Socket)?;
+    let upgrade_ready = master::upgrade::ready_pipe_from_env().map_err(StartError::Socket)?;
     // Sockets passed by systemd (LISTEN_FDS) or fd://N replace bound addresses.
     let listeners = systemd::listen_specs(&config)
         .and_then(|specs| {
-            socket::bind_all(&specs, config.backlog, config.defer_accept, &config.unix)
+            let (backlog, defer) = (config.backlog, config.defer_accept);
+            socket::bind_all(&specs, backlog, defer, &config.unix, &mut handed)
         })
         .map_err(StartError::Socket)?;
     for l in &listeners {
@@ -163,14 +167,16 @@ pub fn run() -> Result<ExitCode, StartError> {
         config.metrics.as_ref().map(|a| (Kind::Metrics, a)),
     ];
     for (kind, addr) in wanted.into_iter().flatten() {
-        let l = socket::bind_endpoint(addr, &config.unix).map_err(StartError::Socket)?;
+        let l = socket::bind_endpoint(kind.name(), addr, &config.unix, &mut handed)
+            .map_err(StartError::Socket)?;
         ::log::info!("{kind:?} endpoint on {} (fd {})", l.addr, l.raw_fd());
         endpoints.push((kind, l));
     }
+    handed.close_unused();
     process::write_pidfile(&config).map_err(StartError::Pidfile)?;
     let pidfile = config.process.pidfile.clone();
     let code = master::Master::new(config, listeners, endpoints, worker::entry)
-        .map(|m| m.run())
+        .map(|m| m.tell_when_ready(upgrade_ready).run())
         .map_err(StartError::Master);
     process::remove_pidfile(pidfile.as_deref());
     Ok(ExitCode::from(u8::try_from(code?).unwrap_or(EXIT_RUNTIME)))

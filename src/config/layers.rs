@@ -262,6 +262,9 @@ fn from_env(
         if opt == "CONFIG" || opt.starts_with("TEST_") || opt == "BIN" {
             continue; // the config path itself, and the test and bench scripts' own
         }
+        if opt.starts_with("UPGRADE_") {
+            continue; // what a master hands its successor on SIGUSR2 (master::upgrade)
+        }
         let key = opt.to_ascii_lowercase().replace('_', "-");
         let Some((_, key, kind)) = schema::find(&key) else {
             let var = |k: &str| format!("RWSGI_{}", k.to_ascii_uppercase().replace('-', "_"));

@@ -31,6 +31,17 @@ pub enum Kind {
     Metrics,
 }
 
+impl Kind {
+    /// The name a socket of this kind is handed over by (SIGUSR2).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Stats => "stats",
+            Kind::StatsHttp => "stats-http",
+            Kind::Metrics => "metrics",
+        }
+    }
+}
+
 enum Sock {
     TcpListener(TcpListener),
     UnixListener(UnixListener),
@@ -70,6 +81,8 @@ struct Client {
 
 pub struct Endpoints {
     listeners: Vec<(Kind, Sock)>,
+    /// Each listener's key and fd, to hand them over (SIGUSR2).
+    keys: Vec<(String, RawFd)>,
     clients: HashMap<usize, Client>,
     next: usize,
 }
@@ -78,6 +91,10 @@ impl Endpoints {
     /// Takes ownership of the bound endpoint sockets and registers them.
     pub fn new(bound: Vec<(Kind, Listener)>, registry: &Registry) -> io::Result<Endpoints> {
         let mut listeners = Vec::new();
+        let keys = bound
+            .iter()
+            .map(|(_, l)| (l.key.clone(), l.raw_fd()))
+            .collect();
         for (i, (kind, l)) in bound.into_iter().enumerate() {
             // The fd's ownership moves into the mio listener (one owner).
             let mut sock = match l.addr {
@@ -97,9 +114,15 @@ impl Endpoints {
         }
         Ok(Endpoints {
             listeners,
+            keys,
             clients: HashMap::new(),
             next: 0,
         })
+    }
+
+    /// The listeners' keys and fds, for a new master to take over.
+    pub fn handover(&self) -> impl Iterator<Item = (&str, RawFd)> {
+        self.keys.iter().map(|(k, fd)| (k.as_str(), *fd))
     }
 
     /// Fds a forked worker must close.

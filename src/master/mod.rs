@@ -7,6 +7,7 @@ pub mod endpoints;
 mod pool;
 mod signals;
 mod snapshot;
+pub mod upgrade;
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -57,6 +58,19 @@ pub struct Master {
     watchdog_at: Option<Instant>,
     /// When the workers' RSS is read next (with `--reload-on-rss`).
     rss_check_at: Option<Instant>,
+    /// The binary's path at start, run again on SIGUSR2.
+    exe: Option<std::path::PathBuf>,
+    /// A SIGUSR2 upgrade under way (this is the old master).
+    upgrade: Option<upgrade::Upgrade>,
+    /// Started by SIGUSR2: the pipe to tell the previous master we are ready.
+    tell_ready: Option<OwnedFd>,
+    /// `<pidfile>.oldbin` while this master is the old one of an upgrade.
+    oldbin: Option<std::path::PathBuf>,
+    /// The new master took over the sockets; this one is winding down.
+    handed_over: bool,
+    /// Socket files taken over from the previous master: this one's to
+    /// remove (`--vacuum`) once it is ready.
+    handed_files: Vec<crate::socket::SocketFile>,
 }
 
 impl Master {
@@ -91,6 +105,12 @@ impl Master {
             .filter(|l| !l.inherited) // [systemd hook] the parent owns those files
             .filter_map(|l| l.file.clone())
             .collect();
+        let handed_files = listeners
+            .iter()
+            .chain(endpoints.iter().map(|(_, l)| l))
+            .filter(|l| l.handed)
+            .filter_map(|l| l.file.clone())
+            .collect();
         let endpoints = endpoints::Endpoints::new(endpoints, poll.registry())?;
         let pool = Pool::new(
             entry,
@@ -119,6 +139,12 @@ impl Master {
             notifier: crate::systemd::Notifier::from_env(), // [systemd hook]
             watchdog_at: None,
             rss_check_at,
+            exe: std::env::current_exe().ok(),
+            upgrade: None,
+            tell_ready: None,
+            oldbin: None,
+            handed_over: false,
+            handed_files,
         })
     }
 
@@ -151,6 +177,7 @@ impl Master {
                 match ev.token() {
                     SIGNAL => sys::drain_signals(self.signal_fd.as_raw_fd(), &mut sigs),
                     NOTIFY => self.read_notices(),
+                    upgrade::UPGRADE => self.on_upgrade_pipe(),
                     token => {
                         let Master {
                             endpoints,
@@ -177,6 +204,13 @@ impl Master {
             self.reap();
             self.on_timers();
         }
+        // Workers shut the listeners they were forked with as their own;
+        // those a master started by SIGUSR2 forked before it was ready took
+        // the handed-over ones for the previous master's: the master shuts
+        // them (and answers what still waits with 503).
+        if self.listeners.iter().any(|l| l.handed && !l.inherited) {
+            self.shut_listeners();
+        }
         if self.config.unix.vacuum {
             for f in &self.unix_paths {
                 let path = f.path.display();
@@ -187,6 +221,7 @@ impl Master {
                 }
             }
         }
+        self.remove_oldbin();
         log::info!("master exiting with code {}", self.exit_code);
         self.exit_code
     }
@@ -249,6 +284,7 @@ impl Master {
                 }
                 None => log::info!("SIGUSR1: logs go to stderr; nothing to reopen"),
             },
+            Action::Upgrade => self.upgrade(),
             Action::Ignore => {}
         }
     }
@@ -277,6 +313,7 @@ impl Master {
             self.notify_read.as_raw_fd(),
         ];
         inherited.extend(self.endpoints.fds());
+        inherited.extend(self.upgrade_fds());
         if let Err(e) = self.pool.spawn_missing(
             &self.config,
             &self.listeners,
@@ -329,6 +366,7 @@ impl Master {
                     self.started.elapsed().as_millis()
                 );
                 self.set_phase(Phase::Running);
+                self.tell_previous_master();
             }
             _ => {}
         }

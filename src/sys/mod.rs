@@ -150,6 +150,21 @@ pub unsafe fn close(fd: RawFd) {
     }
 }
 
+/// Starts `cmd` with `keep` open in it (their close-on-exec flag cleared
+/// in the child only, so the fd numbers stay the same across the exec).
+pub fn spawn_keeping(
+    cmd: &mut std::process::Command,
+    keep: Vec<RawFd>,
+) -> io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and calls
+    // only fcntl, which is async-signal-safe, on fds the child inherited.
+    unsafe {
+        cmd.pre_exec(move || keep.iter().try_for_each(|&fd| set_cloexec(fd, false)));
+    }
+    cmd.spawn()
+}
+
 /// Sets or clears close-on-exec on an fd.
 pub fn set_cloexec(fd: RawFd, on: bool) -> io::Result<()> {
     // SAFETY: fcntl on an integer fd has no memory effects.
