@@ -18,6 +18,10 @@ impl Master {
             if graceful { "graceful" } else { "fast" },
             self.pool.len(),
         );
+        if self.upgrading() {
+            log::info!("an upgrade is under way: the sockets are left to the new master");
+            self.leave_sockets_to_new_master();
+        }
         self.set_phase(Phase::ShuttingDown);
         let delay = self.config.shutdown_delay;
         if graceful && !delay.is_zero() && self.drain_at.is_none() {

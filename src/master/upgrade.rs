@@ -206,14 +206,28 @@ impl Master {
     /// The new master serves the shared sockets: stop the workers without
     /// shutting or unlinking those sockets, then exit.
     fn hand_over(&mut self) {
-        for l in &mut self.listeners {
-            l.inherited = true; // the new master's now: never shut them
-        }
-        self.unix_paths.clear(); // nor remove their files (--vacuum)
-        self.handed_over = true;
+        self.leave_sockets_to_new_master();
         self.set_phase(Phase::ShuttingDown);
         self.drain_at = None;
         self.drain(true);
+    }
+
+    /// From now on the shared sockets are the new master's (or about to
+    /// be): this one stops its workers one by one (TERM, not the
+    /// server-wide USR2 that shuts the sockets), never shuts the sockets
+    /// and leaves their files. Also when this master is told to shut down
+    /// while the new one is still starting.
+    pub(super) fn leave_sockets_to_new_master(&mut self) {
+        for l in &mut self.listeners {
+            l.inherited = true;
+        }
+        self.unix_paths.clear();
+        self.handed_over = true;
+    }
+
+    /// An upgrade is under way (this is the old master).
+    pub(super) fn upgrading(&self) -> bool {
+        self.upgrade.is_some()
     }
 
     fn restore_pidfile(&mut self) {
@@ -245,6 +259,9 @@ impl Master {
         if let Some(fd) = self.tell_ready.take() {
             match sys::write_pipe(fd.as_raw_fd(), b"R") {
                 Ok(_) => log::info!("upgrade: ready; the previous master stops its workers"),
+                Err(e) if e.raw_os_error() == Some(libc::EPIPE) => {
+                    log::info!("upgrade: ready; the previous master has already exited")
+                }
                 Err(e) => log::error!("upgrade: cannot tell the previous master: {e}"),
             }
         }

@@ -144,6 +144,36 @@ fn a_failed_usr2_upgrade_leaves_the_old_master_serving() {
     );
 }
 
+/// TERM to the old master while the new one is still starting leaves the
+/// shared socket alone (no server-wide shut): the new master serves on it.
+#[test]
+fn term_to_the_old_master_during_an_upgrade_leaves_the_socket_to_the_new_one() {
+    let _x = exclusive();
+    let app = TempApp::new("v1");
+    let mut server = Server::start(&["--wsgi-file", &app.path(), "--processes", "2"]);
+    let port = server.port();
+    app.set_version_with("v2", "import time; time.sleep(2)");
+    server.signal("USR2");
+    let line = server.wait_for_log("SIGUSR2: started the new master (pid ", PROMPT);
+    let new = NewMaster(pid_in(&line, "(pid "));
+    server.signal("TERM");
+    server.wait_for_log("the sockets are left to the new master", PROMPT);
+    assert!(server.wait_exit(PROMPT).success());
+    // The new master finishes starting and serves on the same socket.
+    let deadline = Instant::now() + PROMPT;
+    let reply = loop {
+        match get_once(port, "/") {
+            Ok(r) => break r,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "nothing serves on {port}: {e:?}");
+                thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    assert_eq!(reply.body, b"v2");
+    assert!(is_rwsgi_process(new.0));
+}
+
 /// USR2 while a reload is under way is refused with a log line, not
 /// ignored in silence.
 #[test]
