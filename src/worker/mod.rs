@@ -104,6 +104,10 @@ pub fn entry(ctx: WorkerContext<'_>) -> i32 {
         }
     }
     let threads = ctx.config.threads;
+    // Before Python: faulthandler chains to this handler (see sys::harakiri).
+    if let Err(e) = sys::install_harakiri_handler() {
+        log::warn!("worker {}: no 504 on harakiri: {e}", ctx.id);
+    }
     let argv: Vec<String> = std::env::args().collect();
     let bridge = match Bridge::start(&bridge_settings(ctx.config, &argv)) {
         Ok(b) => Arc::new(b),
@@ -112,6 +116,11 @@ pub fn entry(ctx: WorkerContext<'_>) -> i32 {
             return EXIT_APP_LOAD_ERROR;
         }
     };
+    if ctx.config.recycle.harakiri.is_some() {
+        if let Err(e) = bridge.dump_stacks_on(sys::HARAKIRI_SIGNAL, crate::log::sink::fd()) {
+            log::warn!("worker {}: {e}", ctx.id);
+        }
+    }
     // App threads outlive any borrow of the master's scoreboard.
     let scoreboard = ctx.scoreboard.leak_for_worker();
     let cores = scoreboard.cores(ctx.slot);
