@@ -3,6 +3,7 @@
 
 mod guard;
 mod recycle;
+mod respawn;
 
 use std::io;
 use std::os::fd::RawFd;
@@ -17,6 +18,7 @@ use crate::socket::Listener;
 use crate::sys::{self, ExitStatus, Forked};
 
 use guard::{CrashGuard, Fork};
+use respawn::Respawn;
 
 /// Longest wait for killed starting workers to be reaped before forking.
 const SUPERSEDED_WAIT: Duration = Duration::from_secs(1);
@@ -56,7 +58,8 @@ pub enum Reaped {
 pub struct Pool {
     /// Counters of workers that have exited (stats totals never go down).
     pub retired: Counters,
-    /// Replacements by cause, in the order of `stats::RESPAWN_CAUSES`.
+    /// Replacements by cause, indexed by [`Respawn::index`] (named in the
+    /// order of `stats::RESPAWN_CAUSES`).
     pub respawns: [u64; 5],
     /// How often each worker id was spawned, and killed by harakiri.
     pub spawns: HashMap<usize, u64>,
@@ -146,7 +149,7 @@ impl Pool {
             match pick {
                 Some(i) => {
                     if self.workers[i].generation < generation {
-                        self.respawns[4] += 1;
+                        self.respawns[Respawn::Reload.index()] += 1;
                     }
                     Self::stop(&mut self.workers[i], scoreboard, self.grace)
                 }
@@ -409,7 +412,7 @@ impl Pool {
             );
         }
         scoreboard.slot(w.slot).free();
-        self.respawns[0] += 1;
+        self.respawns[Respawn::Crash.index()] += 1;
         Reaped::Crashed { load_error }
     }
 }
