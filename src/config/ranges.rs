@@ -58,7 +58,7 @@ pub fn check(cli: &Cli) -> Result<(), ConfigError> {
             continue;
         };
         if value > max {
-            return Err(ConfigError(format!(
+            return Err(ConfigError::invalid(format!(
                 "--{name} {value} is more than the maximum, {max} {unit}"
             )));
         }
@@ -88,12 +88,18 @@ mod tests {
                 "{name} at its maximum"
             );
             let over = (max + 1).to_string();
-            let e = check(&cli(&[&flag, &over])).unwrap_err().0;
+            let e = check(&cli(&[&flag, &over]))
+                .unwrap_err()
+                .message()
+                .to_string();
             assert_eq!(
                 e,
                 format!("{flag} {over} is more than the maximum, {max} {unit}")
             );
-            let e = check(&cli(&[&flag, &u64::MAX.to_string()])).unwrap_err().0;
+            let e = check(&cli(&[&flag, &u64::MAX.to_string()]))
+                .unwrap_err()
+                .message()
+                .to_string();
             assert!(e.contains(&max.to_string()), "{e}");
         }
     }

@@ -4,13 +4,13 @@
 
 mod drain;
 pub mod endpoints;
-mod notice;
 mod pool;
 mod signals;
 mod snapshot;
+pub mod upgrade;
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
@@ -21,42 +21,9 @@ use crate::scoreboard::Scoreboard;
 use crate::socket::Listener;
 use crate::sys;
 
-use notice::NOTICE_LEN;
-pub use notice::{Notice, RetireReason};
-pub use pool::ReloadMode;
+use crate::supervise::{Notice, Phase, WorkerEntry, EXIT_APP_LOAD_ERROR, NOTICE_LEN};
 use pool::{Pool, Reaped};
 use signals::Action;
-
-/// What a worker's code receives from the master after fork.
-pub struct WorkerContext<'a> {
-    pub config: &'a Config,
-    pub listeners: &'a [Listener],
-    pub scoreboard: &'a Scoreboard,
-    /// Index of this worker's scoreboard slot.
-    pub slot: usize,
-    /// The worker number users see in logs (1-based, reused after death).
-    pub id: usize,
-    pub generation: u64,
-    /// The master's pid, to notice a master that died right after the fork.
-    pub master_pid: libc::pid_t,
-    /// Write end of the master's notification pipe (see [`Notice`]).
-    pub notify_fd: RawFd,
-}
-
-/// The worker entry point; its return value is the worker's exit code.
-pub type WorkerEntry = fn(WorkerContext<'_>) -> i32;
-
-/// Exit code of a worker that could not load the app (like Gunicorn's 4).
-pub const EXIT_APP_LOAD_ERROR: i32 = 4;
-
-/// The master's life, as an explicit state machine (logged on every change).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    Starting,
-    Running,
-    Reloading,
-    ShuttingDown,
-}
 
 /// How often the master reads the workers' RSS for `--reload-on-rss`.
 const RSS_EVERY: Duration = Duration::from_secs(1);
@@ -91,6 +58,19 @@ pub struct Master {
     watchdog_at: Option<Instant>,
     /// When the workers' RSS is read next (with `--reload-on-rss`).
     rss_check_at: Option<Instant>,
+    /// The binary's path at start, run again on SIGUSR2.
+    exe: Option<std::path::PathBuf>,
+    /// A SIGUSR2 upgrade under way (this is the old master).
+    upgrade: Option<upgrade::Upgrade>,
+    /// Started by SIGUSR2: the pipe to tell the previous master we are ready.
+    tell_ready: Option<OwnedFd>,
+    /// `<pidfile>.oldbin` while this master is the old one of an upgrade.
+    oldbin: Option<std::path::PathBuf>,
+    /// The new master took over the sockets; this one is winding down.
+    handed_over: bool,
+    /// Socket files taken over from the previous master: this one's to
+    /// remove (`--vacuum`) once it is ready.
+    handed_files: Vec<crate::socket::SocketFile>,
 }
 
 impl Master {
@@ -125,6 +105,12 @@ impl Master {
             .filter(|l| !l.inherited) // [systemd hook] the parent owns those files
             .filter_map(|l| l.file.clone())
             .collect();
+        let handed_files = listeners
+            .iter()
+            .chain(endpoints.iter().map(|(_, l)| l))
+            .filter(|l| l.handed)
+            .filter_map(|l| l.file.clone())
+            .collect();
         let endpoints = endpoints::Endpoints::new(endpoints, poll.registry())?;
         let pool = Pool::new(
             entry,
@@ -153,6 +139,12 @@ impl Master {
             notifier: crate::systemd::Notifier::from_env(), // [systemd hook]
             watchdog_at: None,
             rss_check_at,
+            exe: std::env::current_exe().ok(),
+            upgrade: None,
+            tell_ready: None,
+            oldbin: None,
+            handed_over: false,
+            handed_files,
         })
     }
 
@@ -185,6 +177,7 @@ impl Master {
                 match ev.token() {
                     SIGNAL => sys::drain_signals(self.signal_fd.as_raw_fd(), &mut sigs),
                     NOTIFY => self.read_notices(),
+                    upgrade::UPGRADE => self.on_upgrade_pipe(),
                     token => {
                         let Master {
                             endpoints,
@@ -211,6 +204,13 @@ impl Master {
             self.reap();
             self.on_timers();
         }
+        // Workers shut the listeners they were forked with as their own;
+        // those a master started by SIGUSR2 forked before it was ready took
+        // the handed-over ones for the previous master's: the master shuts
+        // them (and answers what still waits with 503).
+        if self.listeners.iter().any(|l| l.handed && !l.inherited) {
+            self.shut_listeners();
+        }
         if self.config.unix.vacuum {
             for f in &self.unix_paths {
                 let path = f.path.display();
@@ -221,6 +221,7 @@ impl Master {
                 }
             }
         }
+        self.remove_oldbin();
         log::info!("master exiting with code {}", self.exit_code);
         self.exit_code
     }
@@ -283,6 +284,7 @@ impl Master {
                 }
                 None => log::info!("SIGUSR1: logs go to stderr; nothing to reopen"),
             },
+            Action::Upgrade => self.upgrade(),
             Action::Ignore => {}
         }
     }
@@ -311,6 +313,7 @@ impl Master {
             self.notify_read.as_raw_fd(),
         ];
         inherited.extend(self.endpoints.fds());
+        inherited.extend(self.upgrade_fds());
         if let Err(e) = self.pool.spawn_missing(
             &self.config,
             &self.listeners,
@@ -363,6 +366,7 @@ impl Master {
                     self.started.elapsed().as_millis()
                 );
                 self.set_phase(Phase::Running);
+                self.tell_previous_master();
             }
             _ => {}
         }

@@ -63,7 +63,9 @@ pub fn lift_above_std(fd: RawFd) -> io::Result<RawFd> {
         Ok(())
     });
     if placed.is_err() {
-        super::close(fd);
+        // SAFETY: the caller hands `fd` over (it uses the returned `high`
+        // from now on), so closing the low number leaves no owner behind.
+        unsafe { super::close(fd) };
     }
     Ok(high)
 }
@@ -130,6 +132,7 @@ mod tests {
         let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
         assert_eq!(flags & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
         assert_eq!(fd_identity(fd), fd_identity(f.as_raw_fd()));
-        super::super::close(fd);
+        // SAFETY: `fd` is the copy made above, used by nothing else.
+        unsafe { super::super::close(fd) };
     }
 }

@@ -3,6 +3,7 @@
 //! exhaustion, and letting go of the sockets when the worker stops.
 
 use std::io;
+use std::mem::ManuallyDrop;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -12,10 +13,10 @@ use mio::{Interest, Registry, Token};
 use super::conn::Stream;
 use super::connections::Connections;
 use crate::config::Protocol;
-use crate::master::WorkerContext;
 use crate::protocol::response as wire;
 use crate::scoreboard::Scoreboard;
 use crate::socket::BoundAddr;
+use crate::supervise::WorkerContext;
 use crate::sys;
 
 /// Tokens of listeners start here.
@@ -63,7 +64,8 @@ impl Socket {
 }
 
 struct Listener {
-    socket: Socket,
+    /// Never closed here: the fd belongs to the master's `Listener`.
+    socket: ManuallyDrop<Socket>,
     protocol: Protocol,
     server_name: String,
     server_port: String,
@@ -92,19 +94,21 @@ impl Listeners {
         sys::install_fork_guard();
         let mut list = Vec::new();
         for (i, l) in ctx.listeners.iter().enumerate() {
-            // This process's own copy of the fd (inherited across fork),
-            // handed over to mio: the master's `Listener` value is never
-            // dropped in a worker (workers end in _exit), so each fd has
-            // one owner here.
+            // The fd's one owner is the master's `Listener` (`ctx`), which
+            // lives as long as the worker (it ends in _exit); the mio
+            // listener is a view of it that never closes it (ManuallyDrop),
+            // so the number stays taken for the parent-death handler
+            // (DESIGN-NOTES 14) even after `stop`.
             let raw = l.raw_fd();
             let (mut socket, server_name, server_port) = match &l.addr {
-                // SAFETY: `raw` is a listening TCP socket this process owns a copy of.
+                // SAFETY: `raw` is a listening TCP socket owned by `ctx`,
+                // which outlives this view; the view never closes it.
                 BoundAddr::Tcp(a) => (
                     Socket::Tcp(unsafe { TcpListener::from_raw_fd(raw) }),
                     a.ip().to_string(),
                     a.port().to_string(),
                 ),
-                // SAFETY: `raw` is a listening unix socket this process owns a copy of.
+                // SAFETY: as above, a listening unix socket.
                 BoundAddr::Unix(p) => (
                     Socket::Unix(unsafe { UnixListener::from_raw_fd(raw) }),
                     p.display().to_string(),
@@ -118,7 +122,7 @@ impl Listeners {
                 Interest::READABLE,
             )?;
             list.push(Some(Listener {
-                socket,
+                socket: ManuallyDrop::new(socket),
                 protocol: l.protocol,
                 inherited: l.inherited,
                 server_name,
@@ -226,7 +230,7 @@ impl Listeners {
             let Some(Some(l)) = self.list.get(i) else {
                 return false;
             };
-            let accepted = match &l.socket {
+            let accepted = match &*l.socket {
                 // TCP_NODELAY comes from the listener (set when it was bound).
                 Socket::Tcp(s) => s
                     .accept()

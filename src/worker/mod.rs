@@ -5,6 +5,7 @@ mod access;
 mod clock;
 mod conn;
 mod connections;
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod drive;
 mod event_loop;
 mod job;
@@ -21,8 +22,9 @@ use std::sync::Arc;
 
 use mio::Poll;
 
-use crate::master::{Notice, WorkerContext, EXIT_APP_LOAD_ERROR};
+use crate::config::{AppSource, Config};
 use crate::scoreboard::WorkerState;
+use crate::supervise::{Notice, WorkerContext, EXIT_APP_LOAD_ERROR};
 use crate::sys;
 use crate::wsgi::{self, Bridge};
 use connections::{Connections, Dispatch};
@@ -42,6 +44,20 @@ const HANDLED: &[libc::c_int] = &[
 ];
 /// Signals meant for the master only; a worker ignores them.
 const IGNORED: &[libc::c_int] = &[libc::SIGHUP, libc::SIGTTIN, libc::SIGTTOU, libc::SIGPIPE];
+
+/// What the bridge needs from the configuration (it sees no `Config`).
+fn bridge_settings<'a>(config: &'a Config, argv: &'a [String]) -> wsgi::Settings<'a> {
+    wsgi::Settings {
+        home: config.home.as_deref(),
+        pythonpath: &config.pythonpath,
+        app: match &config.app {
+            AppSource::Module { module, callable } => wsgi::AppSource::Module { module, callable },
+            AppSource::File { path, callable } => wsgi::AppSource::File { path, callable },
+        },
+        argv,
+        threads: config.threads,
+    }
+}
 
 /// The worker entry point the master runs in each forked child.
 pub fn entry(ctx: WorkerContext<'_>) -> i32 {
@@ -92,7 +108,8 @@ pub fn entry(ctx: WorkerContext<'_>) -> i32 {
     if let Err(e) = sys::install_harakiri_handler() {
         log::warn!("worker {}: no 504 on harakiri: {e}", ctx.id);
     }
-    let bridge = match Bridge::start(ctx.config, threads) {
+    let argv: Vec<String> = std::env::args().collect();
+    let bridge = match Bridge::start(&bridge_settings(ctx.config, &argv)) {
         Ok(b) => Arc::new(b),
         Err(e) => {
             log::error!("worker {}: {e}", ctx.id);

@@ -10,10 +10,10 @@ use super::connections::Connections;
 use super::job::{Completion, Job, Result as JobResult, Work};
 use super::outbound::Outbound;
 use super::session::{conn_kind, cut_level, peer};
-use crate::master::Notice;
 use crate::protocol::http::HttpError;
 use crate::protocol::response::{self as wire, Meta};
 use crate::protocol::uwsgi;
+use crate::supervise::Notice;
 use crate::sys;
 use crate::wsgi::{Outcome, Sink, Stream};
 
