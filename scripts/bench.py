@@ -7,6 +7,11 @@ Every server runs 2 single-threaded worker processes on 127.0.0.1 with access
 logging off. wrk (-t1 -c32) drives it directly over HTTP and through one nginx
 (uwsgi_pass for rwsgi and uWSGI, proxy_pass with an upstream keep-alive pool for
 the others). Servers are interleaved over rounds and medians are reported.
+
+The django-io, django-cpu and hello-threads scenarios (threads, issue 13; see
+bench_django.py) and django-memory and django-recycle (preload and recycling,
+issue 15; see bench_memory.py) compare server variants instead: worker and
+thread counts, --preload, --max-requests, on a small Django project.
 Run it through scripts/bench, which installs the peers and builds rwsgi.
 """
 

@@ -175,6 +175,9 @@ def watch_workers(proc):
     def finish():
         stop.set()
         t.join(5)
+        # Workers forked near the end of the run: give them time to log ready.
+        pending = lambda: [p for p in log_events(proc)[0] if p not in before and p not in ready_ms(proc)]
+        wait_ready(proc, lambda: not pending(), 10.0)
         times = fork_ready_ms(proc, exclude=before)
         return dict(new_workers=len(seen - first), recycle_ready_ms=statistics.median(times) if times else None,
                     recycle_ready_max_ms=max(times) if times else None)

@@ -2,8 +2,8 @@
 
 /io   waits 20 ms without using the CPU: it stands for a database query or an
       API call (django-io, issue 13).
-/cpu  renders a 40-row table through a Django template: about 2 ms of pure
-      Python work holding the GIL on the 2-CPU VM of BENCHMARKS.md (django-cpu).
+/cpu  renders a 40-row table through a Django template, holding the GIL: about
+      1.3 ms, 2 ms per request in all, on the 2-CPU VM of BENCHMARKS.md (django-cpu).
 /orm  reads rows through the ORM (SQLite) and renders them: the warm-up of the
       memory scenario, with /admin/login/ (django-memory, issue 15).
 """
