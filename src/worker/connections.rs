@@ -76,6 +76,9 @@ pub struct Connections<'a> {
     pub recycler: Recycler,
     pub stopping: bool,
     pub next_sweep: Instant,
+    /// Connections answered from the static map this turn, to drain (see
+    /// `drain_answered`).
+    pub answered: Vec<usize>,
 }
 
 impl<'a> Connections<'a> {
@@ -111,6 +114,7 @@ impl<'a> Connections<'a> {
             ),
             stopping: false,
             next_sweep: Instant::now() + Duration::from_secs(1),
+            answered: Vec::new(),
         }
     }
 
@@ -253,9 +257,10 @@ impl<'a> Connections<'a> {
         }
     }
 
-    /// Jobs waiting for the inline turn.
+    /// Jobs waiting for the inline turn, or static answers to drain.
     pub fn has_ready(&self) -> bool {
-        matches!(&self.dispatch, Dispatch::Inline { ready, .. } if !ready.is_empty())
+        !self.answered.is_empty()
+            || matches!(&self.dispatch, Dispatch::Inline { ready, .. } if !ready.is_empty())
     }
 
     /// Graceful stop: idle keep-alive connections get a short grace, then
@@ -297,10 +302,10 @@ impl<'a> Connections<'a> {
                     else {
                         continue;
                     };
-                    if let super::conn::After::Resume(stream) = after {
-                        self.abandon(stream);
+                    match after {
+                        super::conn::After::Resume(stream) => self.abandon(idx, stream),
+                        super::conn::After::Finish(_) => self.close(idx),
                     }
-                    self.close(idx);
                 }
                 Phase::Reading if conn.is_idle() => self.close(idx),
                 Phase::Reading => {

@@ -70,6 +70,9 @@ pub struct Completion {
     /// How long a request waited for a free thread, µs (requests only).
     pub waited_us: Option<u64>,
     pub thread: usize,
+    /// The job closed a stream whose client left: the connection waited
+    /// for it only to log the request and close.
+    pub abandoned: bool,
 }
 
 pub enum Result {
@@ -85,7 +88,12 @@ fn back(sink: Option<Box<dyn Sink>>) -> Option<Box<Outbound>> {
 
 /// Runs one job on the calling app thread (which holds the GIL).
 pub fn run(caller: &mut Caller, gil: &Gil<'_>, core: &Core, thread: usize, job: Job) -> Completion {
-    let started = Instant::now();
+    // A stream's slices are one response: its duration counts from the call.
+    let started = match &job.work {
+        Work::Resume { stream, .. } | Work::Abandon { stream } => stream.started(),
+        Work::Request { .. } => Instant::now(),
+    };
+    let abandoned = matches!(job.work, Work::Abandon { .. });
     let mut waited_us = None;
     let (lent, (done, sink)) = match job.work {
         Work::Request {
@@ -138,5 +146,6 @@ pub fn run(caller: &mut Caller, gil: &Gil<'_>, core: &Core, thread: usize, job: 
         started,
         waited_us,
         thread,
+        abandoned,
     }
 }
