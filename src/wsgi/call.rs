@@ -372,8 +372,15 @@ fn iterate(
             continue;
         }
         require_started(sr)?;
-        if sr.borrow_mut().response.send_body(data.as_bytes())? == Flow::Full {
+        let mut this = sr.borrow_mut();
+        if this.response.send_body(data.as_bytes())? == Flow::Full {
             return Ok(Iterated::Full);
+        }
+        // HEAD, 204, 304: with the head out nothing more is sent, so a
+        // client that left would never be noticed and an endless stream
+        // would hold the thread for ever. Stop; close() ends the result.
+        if this.response.bodyless() {
+            return Ok(Iterated::Done);
         }
     }
 }

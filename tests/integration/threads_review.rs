@@ -158,3 +158,20 @@ fn pipelined_static_requests_do_not_grow_the_stack() {
         "the worker's stack grew from {before} KiB to {after} KiB"
     );
 }
+
+/// HEAD on an endless stream (server-sent events): nothing but the head is
+/// ever sent, so the server never learnt that the client left and iterated
+/// on for ever, holding the app thread (the only one with `--threads 1`).
+#[test]
+fn head_on_an_endless_stream_frees_the_thread() {
+    for threads in ["1", "2"] {
+        let mut server = review_app(&["--threads", threads]);
+        let mut c = server.connect();
+        // 100,000 items 10 ms apart: 1,000 s if iterated to the end.
+        let r = c.call("HEAD", "/trickle?n=100000&kb=1&ms=10&tag=endless", &[], b"");
+        assert_eq!(r.status, 200, "threads {threads}");
+        assert!(r.body.is_empty());
+        server.wait_for_log("closed endless", PROMPT);
+        assert_eq!(c.get("/").body, b"ok", "threads {threads}");
+    }
+}
