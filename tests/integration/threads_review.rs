@@ -175,3 +175,29 @@ fn head_on_an_endless_stream_frees_the_thread() {
         assert_eq!(c.get("/").body, b"ok", "threads {threads}");
     }
 }
+
+/// TERM while a stream waits for a client that reads nothing: once
+/// `--http-timeout` gives up on the client, the stream is still closed
+/// (with `--threads 1` the worker used to exit first, its close() job left
+/// in the queue) and the request logged, then the worker exits.
+#[test]
+fn a_stream_given_up_on_during_a_stop_is_closed_before_the_worker_exits() {
+    let mut server = review_app(&["--threads", "1", "--http-timeout", "1"]);
+    let mut s = TcpStream::connect(("127.0.0.1", server.port())).expect("connect");
+    s.write_all(&request("GET", "/stream?n=2000&tag=stopping", &[], b""))
+        .expect("send");
+    let mut head = [0u8; 64];
+    s.set_read_timeout(Some(PROMPT)).expect("timeout");
+    let n = s.read(&mut head).expect("the response starts");
+    assert!(head[..n].starts_with(b"HTTP/1.1 200"));
+    server.signal("TERM");
+    let status = server.wait_exit(PROMPT);
+    assert!(status.success(), "{status}");
+    let log = server.log_text();
+    assert_eq!(log.matches("closed stopping\n").count(), 1, "log:\n{log}");
+    assert!(
+        log.contains("\"GET /stream?n=2000&tag=stopping HTTP/1.1\" 200"),
+        "log:\n{log}"
+    );
+    drop(s);
+}
