@@ -112,7 +112,13 @@ fn main() {
     }
     let pidfile = config.process.pidfile.clone();
     let code = match master::Master::new(config, listeners, endpoints, worker::entry) {
-        Ok(m) => m.run(),
+        Ok(mut m) => match m.preload_with(worker::template::entry) {
+            Ok(()) => m.run(),
+            Err(e) => {
+                ::log::error!("--preload: cannot make the master a child subreaper: {e}");
+                1
+            }
+        },
         Err(e) => {
             ::log::error!("cannot start the master: {e}");
             1

@@ -19,6 +19,11 @@ impl Master {
             self.pool.len(),
         );
         self.set_phase(Phase::ShuttingDown);
+        if let Some(t) = &mut self.templates {
+            // A template serves nobody: it goes at once (one still
+            // importing is killed, it would only notice after the import).
+            t.signal_all(if graceful { libc::SIGTERM } else { libc::SIGINT }, true);
+        }
         let delay = self.config.shutdown_delay;
         if graceful && !delay.is_zero() && self.drain_at.is_none() {
             log::info!(

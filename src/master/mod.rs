@@ -6,8 +6,10 @@ mod drain;
 pub mod endpoints;
 mod notice;
 mod pool;
+mod preload;
 mod signals;
 mod snapshot;
+pub mod template;
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -24,7 +26,7 @@ use crate::sys;
 use notice::NOTICE_LEN;
 pub use notice::{Notice, RetireReason};
 pub use pool::ReloadMode;
-use pool::{Pool, Reaped};
+use pool::{ForkFrom, Pool, Reaped};
 use signals::Action;
 
 /// What a worker's code receives from the master after fork.
@@ -91,6 +93,8 @@ pub struct Master {
     watchdog_at: Option<Instant>,
     /// When the workers' RSS is read next (with `--reload-on-rss`).
     rss_check_at: Option<Instant>,
+    /// The `--preload` template processes (None without it).
+    templates: Option<template::Templates>,
 }
 
 impl Master {
@@ -153,6 +157,7 @@ impl Master {
             notifier: crate::systemd::Notifier::from_env(), // [systemd hook]
             watchdog_at: None,
             rss_check_at,
+            templates: None,
         })
     }
 
@@ -166,11 +171,15 @@ impl Master {
         );
         let n = self.config.processes; // [systemd hook] STATUS=starting N worker(s)
         self.notifier.phase(Phase::Starting, n, &self.listeners);
+        if self.templates.is_some() {
+            self.start_template(template::Start::Boot);
+        }
         self.fill_pool();
         let mut events = Events::with_capacity(64);
         let mut sigs = Vec::new();
         loop {
-            if self.phase == Phase::ShuttingDown && self.pool.is_empty() {
+            let templates_gone = self.templates.as_ref().is_none_or(|t| t.is_empty());
+            if self.phase == Phase::ShuttingDown && self.pool.is_empty() && templates_gone {
                 break;
             }
             let timeout = self.next_timeout();
@@ -251,6 +260,7 @@ impl Master {
             self.pool.next_kill(),
             self.watchdog_at, // [systemd hook] WATCHDOG=1
             self.rss_check_at,
+            self.templates.as_ref().and_then(|t| t.restart_at()),
         ];
         for at in timers.into_iter().flatten() {
             t = t.min(at.saturating_duration_since(now));
@@ -280,6 +290,9 @@ impl Master {
                 Some(_) => {
                     crate::process::reopen_log(&self.config);
                     self.pool.signal_all(libc::SIGUSR1);
+                    if let Some(t) = &mut self.templates {
+                        t.signal_all(libc::SIGUSR1, false);
+                    }
                 }
                 None => log::info!("SIGUSR1: logs go to stderr; nothing to reopen"),
             },
@@ -297,6 +310,11 @@ impl Master {
             self.config.reload_mode.name()
         );
         self.set_phase(Phase::Reloading);
+        if self.templates.is_some() {
+            // The pool's reload starts once the new template has imported.
+            self.start_template(template::Start::Reload);
+            return;
+        }
         self.pool.begin_reload();
         self.fill_pool();
     }
@@ -305,21 +323,37 @@ impl Master {
         if self.phase == Phase::ShuttingDown {
             return;
         }
+        let inherited = self.inherited_fds();
+        let Master {
+            pool,
+            config,
+            listeners,
+            scoreboard,
+            notify_write,
+            templates,
+            ..
+        } = self;
+        let mut from = match templates {
+            Some(t) if !t.ready() => return, // forks wait for the template
+            Some(t) => ForkFrom::Template(t),
+            None => ForkFrom::Master(&inherited),
+        };
+        let notify_fd = notify_write.as_raw_fd();
+        if let Err(e) = pool.spawn_missing(config, listeners, scoreboard, notify_fd, &mut from) {
+            log::error!("cannot fork a worker: {e}");
+        }
+    }
+
+    /// The master's private fds, which a forked child closes.
+    fn inherited_fds(&self) -> Vec<RawFd> {
         let mut inherited = vec![
             self.poll.as_raw_fd(),
             self.signal_fd.as_raw_fd(),
             self.notify_read.as_raw_fd(),
         ];
         inherited.extend(self.endpoints.fds());
-        if let Err(e) = self.pool.spawn_missing(
-            &self.config,
-            &self.listeners,
-            &self.scoreboard,
-            self.notify_write.as_raw_fd(),
-            &inherited,
-        ) {
-            log::error!("cannot fork a worker: {e}");
-        }
+        inherited.extend(self.templates.iter().flat_map(|t| t.fds()));
+        inherited
     }
 
     fn read_notices(&mut self) {
@@ -330,6 +364,9 @@ impl Master {
             }
             for msg in buf[..n].chunks_exact(NOTICE_LEN) {
                 match Notice::decode(msg) {
+                    Some((Notice::Ready, template::TEMPLATE_SLOT, pid)) => {
+                        self.on_template_ready(pid)
+                    }
                     Some((Notice::Ready, slot, pid)) => self.on_ready(slot, pid),
                     Some((Notice::Retire(reason), slot, pid)) => {
                         if self.phase != Phase::ShuttingDown {
@@ -349,18 +386,25 @@ impl Master {
             log::debug!("ready notice from pid {pid} (slot {slot}), no longer a worker: ignored");
             return;
         };
-        log::debug!("worker {} (pid {}) ready", w.id, w.pid);
+        log::info!(
+            "worker {} (pid {}) ready {:.1} ms after its fork",
+            w.id,
+            w.pid,
+            w.spawned.elapsed().as_secs_f64() * 1000.0
+        );
         match self.phase {
             Phase::Starting if self.pool.all_ready() => {
                 log::info!(
-                    "ready: {} worker(s) serving {} (startup {} ms)",
+                    "ready: {} worker(s) serving {} (startup {} ms; {}; {})",
                     self.pool.len(),
                     self.listeners
                         .iter()
                         .map(|l| format!("{}://{}", l.protocol.name(), l.addr))
                         .collect::<Vec<_>>()
                         .join(", "),
-                    self.started.elapsed().as_millis()
+                    self.started.elapsed().as_millis(),
+                    self.mode_description(),
+                    self.memory_summary()
                 );
                 self.set_phase(Phase::Running);
             }
@@ -392,6 +436,9 @@ impl Master {
                     break;
                 }
             };
+            if self.template_reaped(pid, status) {
+                continue;
+            }
             match self.pool.reaped(pid, status, &self.scoreboard) {
                 Reaped::Expected => {}
                 Reaped::Crashed { load_error } => {
@@ -416,6 +463,7 @@ impl Master {
 
     fn on_timers(&mut self) {
         self.watchdog_at = self.notifier.watchdog(); // [systemd hook]
+        self.template_timer();
         if self.pool.next_kill().is_some_and(|at| Instant::now() >= at) {
             self.pool.kill_overdue();
         }

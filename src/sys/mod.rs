@@ -9,6 +9,7 @@ mod net;
 mod procinfo;
 mod send;
 mod signals;
+mod zygote;
 
 pub use fds::*;
 pub use inherit::*;
@@ -16,6 +17,7 @@ pub use net::*;
 pub use procinfo::*;
 pub use send::*;
 pub use signals::*;
+pub use zygote::*;
 
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};

@@ -15,6 +15,7 @@ mod serve;
 mod session;
 mod slab;
 mod static_hook;
+pub mod template;
 mod threads;
 
 use std::sync::Arc;
@@ -45,6 +46,51 @@ const IGNORED: &[libc::c_int] = &[libc::SIGHUP, libc::SIGTTIN, libc::SIGTTOU, li
 
 /// The worker entry point the master runs in each forked child.
 pub fn entry(ctx: WorkerContext<'_>) -> i32 {
+    let signal_fd = match prepare(&ctx, true) {
+        Ok(fd) => fd,
+        Err(code) => return code,
+    };
+    if let Some(dir) = &ctx.config.chdir {
+        if let Err(e) = std::env::set_current_dir(dir) {
+            log::error!("--chdir {}: {e}", dir.display());
+            return EXIT_APP_LOAD_ERROR;
+        }
+    }
+    let bridge = match Bridge::start(ctx.config, ctx.config.threads) {
+        Ok(b) => Arc::new(b),
+        Err(e) => {
+            log::error!("worker {}: {e}", ctx.id);
+            return EXIT_APP_LOAD_ERROR;
+        }
+    };
+    // Post-fork hooks run in both modes, so an app behaves the same with
+    // and without --preload.
+    if let Err(code) = post_fork(&ctx, &bridge) {
+        return code;
+    }
+    serve(ctx, signal_fd, bridge)
+}
+
+/// Runs the app's post-fork hooks; a failing one stops the worker as an
+/// app that does not load (the crash-loop back-off applies).
+fn post_fork(ctx: &WorkerContext<'_>, bridge: &Bridge) -> Result<(), i32> {
+    match bridge.run_post_fork() {
+        Ok(0) => Ok(()),
+        Ok(n) => {
+            log::debug!("worker {}: {n} post-fork hook(s) ran", ctx.id);
+            Ok(())
+        }
+        Err(e) => {
+            log::error!("worker {}: {e}", ctx.id);
+            Err(EXIT_APP_LOAD_ERROR)
+        }
+    }
+}
+
+/// The per-process setup before Python: the worker's own signal pipe, then
+/// (with `credentials`, which a preloaded worker's template already did)
+/// the uid/gid change, then the parent-death signal. Err is the exit code.
+fn prepare(ctx: &WorkerContext<'_>, credentials: bool) -> Result<std::os::fd::OwnedFd, i32> {
     // Handlers first, before Python: Python then leaves them alone, and a
     // request in progress finishes when TERM arrives (DESIGN §4).
     let signal_fd = match sys::install_signal_pipe(HANDLED).and_then(|fd| {
@@ -54,20 +100,21 @@ pub fn entry(ctx: WorkerContext<'_>) -> i32 {
         Ok(fd) => fd,
         Err(e) => {
             log::error!("worker {}: cannot install signal handlers: {e}", ctx.id);
-            return 1;
+            return Err(1);
         }
     };
     sys::block_all_signals(false);
-    let slot = ctx.scoreboard.slot(ctx.slot);
     let process = &ctx.config.process;
-    if let Err(e) = sys::drop_privileges(process.uid, process.gid) {
-        log::error!(
-            "worker {}: cannot switch to --uid {:?} --gid {:?}: {e}",
-            ctx.id,
-            process.uid,
-            process.gid
-        );
-        return EXIT_APP_LOAD_ERROR;
+    if credentials {
+        if let Err(e) = sys::drop_privileges(process.uid, process.gid) {
+            log::error!(
+                "worker {}: cannot switch to --uid {:?} --gid {:?}: {e}",
+                ctx.id,
+                process.uid,
+                process.gid
+            );
+            return Err(EXIT_APP_LOAD_ERROR);
+        }
     }
     // After the uid/gid change: the kernel clears the parent-death signal
     // whenever the credentials change. A worker whose master died lets go of
@@ -75,26 +122,19 @@ pub fn entry(ctx: WorkerContext<'_>) -> i32 {
     let listener_fds: Vec<_> = ctx.listeners.iter().map(|l| l.raw_fd()).collect();
     if let Err(e) = sys::release_listeners_on_parent_death(&listener_fds) {
         log::error!("worker {}: cannot set its parent-death signal: {e}", ctx.id);
-        return 1;
+        return Err(1);
     }
     if sys::getppid() != ctx.master_pid {
-        return 1; // the master died between fork and here
+        return Err(1); // the master died between fork and here
     }
+    Ok(signal_fd)
+}
 
-    if let Some(dir) = &ctx.config.chdir {
-        if let Err(e) = std::env::set_current_dir(dir) {
-            log::error!("--chdir {}: {e}", dir.display());
-            return EXIT_APP_LOAD_ERROR;
-        }
-    }
+/// Starts the app threads (after any fork: threads do not survive one) and
+/// the I/O loop, tells the master it is ready, and serves until stopped.
+fn serve(ctx: WorkerContext<'_>, signal_fd: std::os::fd::OwnedFd, bridge: Arc<Bridge>) -> i32 {
     let threads = ctx.config.threads;
-    let bridge = match Bridge::start(ctx.config, threads) {
-        Ok(b) => Arc::new(b),
-        Err(e) => {
-            log::error!("worker {}: {e}", ctx.id);
-            return EXIT_APP_LOAD_ERROR;
-        }
-    };
+    let slot = ctx.scoreboard.slot(ctx.slot);
     // App threads outlive any borrow of the master's scoreboard.
     let scoreboard = ctx.scoreboard.leak_for_worker();
     let cores = scoreboard.cores(ctx.slot);

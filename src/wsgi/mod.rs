@@ -13,6 +13,7 @@ mod errors;
 mod file_wrapper;
 mod input;
 mod interpreter;
+mod preload;
 mod response;
 mod sink;
 mod start_response;
@@ -74,7 +75,12 @@ impl Bridge {
         Python::attach(|py| {
             app::extend_sys_path(py, &config.pythonpath)
                 .map_err(|e| format!("--pythonpath: {}", format_exception(py, &e)))?;
+            preload::install_module(py, config.preload)
+                .map_err(|e| format!("creating the rwsgi module: {e}"))?;
             let app = app::load(py, &config.app)?;
+            if let Some(spec) = &config.post_fork {
+                preload::add_post_fork(py, spec)?;
+            }
             Ok(Bridge {
                 app: app.unbind(),
                 multithread: threads > 1,

@@ -59,6 +59,13 @@ pub struct Worker {
     pub superseded: Option<Instant>,
 }
 
+/// Where workers come from: forked by the master, or by the `--preload`
+/// template (then `inherited`, the master's private fds, are its business).
+pub enum ForkFrom<'a> {
+    Master(&'a [RawFd]),
+    Template(&'a mut super::template::Templates),
+}
+
 /// What reaping a pid meant.
 pub enum Reaped {
     /// A worker we had asked to stop.
@@ -185,7 +192,7 @@ impl Pool {
         listeners: &[Listener],
         scoreboard: &Scoreboard,
         notify_fd: RawFd,
-        inherited: &[RawFd],
+        from: &mut ForkFrom<'_>,
     ) -> io::Result<()> {
         self.respawn_at = None;
         // Forks wait for the killed starters to be reaped (milliseconds), but
@@ -230,7 +237,11 @@ impl Pool {
                 master_pid: sys::getpid(),
                 notify_fd,
             };
-            let pid = match fork_worker(self.entry, ctx, inherited) {
+            let forked = match from {
+                ForkFrom::Master(inherited) => fork_worker(self.entry, ctx, inherited),
+                ForkFrom::Template(t) => t.fork(&ctx),
+            };
+            let pid = match forked {
                 Ok(pid) => pid,
                 Err(e) => {
                     scoreboard.slot(slot).free();
