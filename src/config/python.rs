@@ -45,7 +45,9 @@ pub fn check_post_fork(spec: &str) -> Result<String, String> {
     let ident = |s: &str| {
         !s.is_empty()
             && s.split('.').all(|p| {
-                p.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
+                p.chars()
+                    .next()
+                    .is_some_and(|c| c.is_alphabetic() || c == '_')
                     && p.chars().all(|c| c.is_alphanumeric() || c == '_')
             })
     };

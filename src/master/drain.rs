@@ -22,7 +22,14 @@ impl Master {
         if let Some(t) = &mut self.templates {
             // A template serves nobody: it goes at once (one still
             // importing is killed, it would only notice after the import).
-            t.signal_all(if graceful { libc::SIGTERM } else { libc::SIGINT }, true);
+            t.signal_all(
+                if graceful {
+                    libc::SIGTERM
+                } else {
+                    libc::SIGINT
+                },
+                true,
+            );
         }
         let delay = self.config.shutdown_delay;
         if graceful && !delay.is_zero() && self.drain_at.is_none() {

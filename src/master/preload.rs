@@ -112,7 +112,10 @@ impl Master {
         let Some(templates) = &self.templates else {
             return;
         };
-        if templates.restart_at().is_some_and(|at| Instant::now() >= at) {
+        if templates
+            .restart_at()
+            .is_some_and(|at| Instant::now() >= at)
+        {
             if templates.starting().is_some() || self.phase == Phase::ShuttingDown {
                 return;
             }

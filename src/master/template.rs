@@ -180,7 +180,10 @@ impl Templates {
     pub fn start(&mut self, why: Start, ctx: WorkerContext<'_>, inherited: &[RawFd]) {
         self.restart_at = None;
         if let Some(old) = self.next.take() {
-            log::info!("template (pid {}) killed while importing: superseded", old.pid);
+            log::info!(
+                "template (pid {}) killed while importing: superseded",
+                old.pid
+            );
             sys::kill(old.pid, libc::SIGKILL);
             self.stopped.push(old.pid);
         }
@@ -252,7 +255,11 @@ impl Templates {
             self.failures = self.failures.saturating_add(1);
             log::error!(
                 "template (pid {pid}) died while importing the app: {status}{}",
-                if load_error { " (the app failed to load)" } else { "" }
+                if load_error {
+                    " (the app failed to load)"
+                } else {
+                    ""
+                }
             );
             return Some(TemplateExit::Failed {
                 why: p.why,
@@ -291,7 +298,8 @@ impl Templates {
         }
         if stop {
             let pids = [self.current.take(), self.next.take()];
-            self.stopped.extend(pids.into_iter().flatten().map(|p| p.pid));
+            self.stopped
+                .extend(pids.into_iter().flatten().map(|p| p.pid));
             self.restart_at = None;
         }
     }
@@ -388,6 +396,9 @@ mod tests {
         };
         assert_eq!(ForkRequest::decode(&r.encode()), Some(r));
         assert_eq!(ForkRequest::decode(&[0; 4]), None, "short");
-        assert_eq!(decode_reply(&encode_reply(9, -libc::EAGAIN)), (9, -libc::EAGAIN));
+        assert_eq!(
+            decode_reply(&encode_reply(9, -libc::EAGAIN)),
+            (9, -libc::EAGAIN)
+        );
     }
 }

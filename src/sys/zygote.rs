@@ -22,7 +22,15 @@ pub fn become_subreaper() -> io::Result<()> {
 /// uid/gid change, which clears it.
 pub fn kill_on_parent_death() -> io::Result<()> {
     // SAFETY: prctl(PR_SET_PDEATHSIG) takes an integer argument only.
-    cvt(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) })?;
+    cvt(unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    })?;
     Ok(())
 }
 
@@ -175,8 +183,13 @@ fn peer_name(fd: RawFd) -> String {
     let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     // SAFETY: `ss` and `len` are valid for writing; a bad fd only fails.
-    if unsafe { libc::getpeername(fd, (&mut ss as *mut libc::sockaddr_storage).cast(), &mut len) }
-        != 0
+    if unsafe {
+        libc::getpeername(
+            fd,
+            (&mut ss as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    } != 0
     {
         return "-".into();
     }

@@ -10,7 +10,9 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::master::template::{encode_reply, ForkRequest, TemplatePipes, REQUEST_LEN, TEMPLATE_SLOT};
+use crate::master::template::{
+    encode_reply, ForkRequest, TemplatePipes, REQUEST_LEN, TEMPLATE_SLOT,
+};
 use crate::master::{Notice, WorkerContext, EXIT_APP_LOAD_ERROR};
 use crate::sys::{self, Forked};
 use crate::wsgi::Bridge;
@@ -59,7 +61,8 @@ pub fn entry(ctx: WorkerContext<'_>, pipes: TemplatePipes) -> i32 {
             return EXIT_APP_LOAD_ERROR;
         }
     }
-    let sockets_before: HashSet<RawFd> = sys::open_sockets().into_iter().map(|(fd, _)| fd).collect();
+    let sockets_before: HashSet<RawFd> =
+        sys::open_sockets().into_iter().map(|(fd, _)| fd).collect();
     let started = Instant::now();
     let bridge = match Bridge::start(ctx.config, ctx.config.threads) {
         Ok(b) => Arc::new(b),

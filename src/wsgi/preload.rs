@@ -64,10 +64,7 @@ pub(super) fn add_post_fork(py: Python<'_>, spec: &str) -> Result<(), String> {
 }
 
 fn hooks(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
-    Ok(py
-        .import("rwsgi")?
-        .getattr(HOOKS)?
-        .cast_into::<PyList>()?)
+    Ok(py.import("rwsgi")?.getattr(HOOKS)?.cast_into::<PyList>()?)
 }
 
 impl Bridge {
