@@ -1,0 +1,147 @@
+//! Supervision under `--preload`: HUP loads new code through a new template
+//! with no failed request, a broken new version changes nothing, crashed and
+//! recycled workers come from the template, and a SIGKILLed template is
+//! restarted while the workers keep serving.
+
+use super::*;
+
+fn template_of(server: &Server) -> u32 {
+    let log = server.log();
+    let line = log
+        .iter()
+        .rev()
+        .find(|l| l.contains(") ready after"))
+        .unwrap_or_else(|| panic!("no template ready:\n{}", server.log_text()));
+    pid_in(line, "template (pid ")
+}
+
+fn start_preloaded(app_path: &str, extra: &[&str]) -> Server {
+    let mut args = vec![
+        "--wsgi-file",
+        app_path,
+        "--preload",
+        "--processes",
+        "2",
+        "--disable-logging",
+    ];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
+#[test]
+fn preload_hup_under_load_serves_the_new_code_and_drops_nothing() {
+    let _x = exclusive();
+    let app = TempApp::new("v1");
+    let server = start_preloaded(&app.path(), &[]);
+    let old_template = template_of(&server);
+    let load = Load::start(server.port(), &LoadSpec::new(4, 4, "/"));
+    load.run_for(Duration::from_millis(1000), 200, PROMPT);
+    let old = server.children();
+    app.set_version("v2");
+    server.signal("HUP");
+    wait_log_count(&server, "reload complete: 2 worker(s)", 1, PROMPT);
+    let done_at = Instant::now();
+    let now = server.children();
+    assert!(
+        old.iter().all(|p| !now.contains(p)),
+        "old template or workers {old:?} still there: {now:?}"
+    );
+    let new_template = template_of(&server);
+    assert_ne!(new_template, old_template);
+    assert!(now.contains(&new_template), "{now:?}");
+    load.run_for(Duration::from_millis(1000), 200, PROMPT);
+    let report = load.finish();
+    eprintln!("HUP (preload): {}", report.summary());
+    report.assert_no_failures("HUP under --preload");
+    let stale: Vec<String> = report
+        .outcomes
+        .iter()
+        .filter(|o| o.start > done_at && o.body() != Some(b"v2"))
+        .take(5)
+        .map(|o| o.to_string())
+        .collect();
+    assert!(stale.is_empty(), "after the reload: {stale:?}");
+    // The new workers were forked by the new template: one import per template.
+    assert_eq!(count_log(&server, "imported the app in"), 2);
+}
+
+#[test]
+fn preload_a_new_version_that_does_not_import_keeps_the_old_one_serving() {
+    let _x = exclusive();
+    let app = TempApp::new("v1");
+    let server = start_preloaded(&app.path(), &[]);
+    let template = template_of(&server);
+    let before = server.children();
+    app.set_version_with("v2", "\nraise RuntimeError('v2 is broken')\n");
+    server.signal("HUP");
+    wait_log_count(&server, "reload failed: the new code does not load", 1, PROMPT);
+    assert!(server.log_text().contains("v2 is broken"));
+    assert_eq!(get_once(server.port(), "/").expect("GET /").body, b"v1");
+    let mut after = server.children();
+    after.sort();
+    let mut before = before;
+    before.sort();
+    assert_eq!(after, before, "the same template and workers");
+    assert_eq!(template_of(&server), template);
+    // A fixed version then loads.
+    app.set_version("v3");
+    server.signal("HUP");
+    wait_log_count(&server, "reload complete: 2 worker(s)", 1, PROMPT);
+    assert_eq!(get_once(server.port(), "/").expect("GET /").body, b"v3");
+}
+
+#[test]
+fn preload_crashed_and_recycled_workers_are_forked_from_the_template() {
+    let _x = exclusive();
+    let server = start_preloaded(&app("sup_app.py"), &["--max-requests", "20", "--min-worker-lifetime", "0"]);
+    let template = template_of(&server);
+    let workers = server.logged_worker_pids();
+    send_signal(workers[0], "KILL");
+    wait_log_count(&server, "spawned worker", 3, PROMPT);
+    // Recycling: 100 requests retire workers at 20 each.
+    for _ in 0..100 {
+        assert_eq!(get_once(server.port(), "/").expect("GET /").body, b"v1");
+    }
+    wait_log_count(&server, "spawned worker", 5, PROMPT);
+    // Nobody imported the app again, and every worker is the master's child.
+    assert_eq!(count_log(&server, "imported the app in"), 1);
+    assert_eq!(template_of(&server), template);
+    let kids = wait_children_where(&server, "template + 2 workers", PROMPT, |k| k.len() == 3);
+    for w in server.logged_worker_pids().iter().rev().take(2) {
+        assert!(kids.contains(w) || !is_rwsgi_process(*w), "{w} not the master's child");
+    }
+    // The master measures fork-to-ready for each of them.
+    assert!(count_log(&server, "ms after its fork") >= 5);
+}
+
+#[test]
+fn preload_a_sigkilled_template_is_restarted_and_serving_never_stops() {
+    let _x = exclusive();
+    let server = start_preloaded(&app("sup_app.py"), &[]);
+    let template = template_of(&server);
+    let load = Load::start(server.port(), &LoadSpec::new(2, 2, "/"));
+    load.run_for(Duration::from_millis(500), 100, PROMPT);
+    send_signal(template, "KILL");
+    wait_log_count(&server, &format!("template (pid {template}) died"), 1, PROMPT);
+    wait_log_count(&server, "ready after", 2, PROMPT);
+    let restarted = template_of(&server);
+    assert_ne!(restarted, template);
+    load.run_for(Duration::from_millis(500), 100, PROMPT);
+    // Workers fork from the new template.
+    let worker = server.logged_worker_pids()[0];
+    send_signal(worker, "KILL");
+    wait_log_count(&server, "spawned worker", 3, PROMPT);
+    load.run_for(Duration::from_millis(500), 100, PROMPT);
+    let report = load.finish();
+    // Only requests on the killed worker's connections may fail.
+    assert!(
+        report.failures().len() <= 4,
+        "{}",
+        report.describe()
+    );
+    // TERM stops the template with the workers.
+    let mut server = server;
+    server.signal("TERM");
+    assert_eq!(server.wait_exit(PROMPT).code(), Some(0));
+    assert!(server.log_text().contains(&format!("template (pid {restarted}) stopped")));
+}
