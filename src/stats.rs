@@ -316,7 +316,8 @@ pub fn render_prometheus(s: &Snapshot) -> String {
             w.id, w.pid, w.rss
         );
     }
-    let split: [(&str, &str, fn(&MemorySplit) -> u64); 3] = [
+    type Metric = (&'static str, &'static str, fn(&MemorySplit) -> u64);
+    let split: [Metric; 3] = [
         (
             "pss",
             "Proportional memory of each worker (shared pages divided among their sharers).",

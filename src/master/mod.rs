@@ -178,7 +178,7 @@ impl Master {
         let mut events = Events::with_capacity(64);
         let mut sigs = Vec::new();
         loop {
-            let templates_gone = self.templates.as_ref().is_none_or(|t| t.is_empty());
+            let templates_gone = !self.templates.as_ref().is_some_and(|t| !t.is_empty());
             if self.phase == Phase::ShuttingDown && self.pool.is_empty() && templates_gone {
                 break;
             }

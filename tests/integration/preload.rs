@@ -29,7 +29,10 @@ fn states_of(port: u16, pids: &[u32]) -> HashMap<u32, HashMap<String, String>> {
     let deadline = Instant::now() + PROMPT;
     let mut seen = HashMap::new();
     while seen.len() < pids.len() {
-        assert!(Instant::now() < deadline, "only {seen:?} of {pids:?} answered");
+        assert!(
+            Instant::now() < deadline,
+            "only {seen:?} of {pids:?} answered"
+        );
         let s = state(port);
         let pid: u32 = s["pid"].parse().expect("pid");
         seen.insert(pid, s);
@@ -41,7 +44,9 @@ fn states_of(port: u16, pids: &[u32]) -> HashMap<u32, HashMap<String, String>> {
 fn template_pid(server: &mut Server) -> u32 {
     let line = server.wait_for_log("template (pid ", PROMPT);
     let rest = &line[line.find("template (pid ").unwrap() + 14..];
-    rest[..rest.find(')').unwrap()].parse().expect("template pid")
+    rest[..rest.find(')').unwrap()]
+        .parse()
+        .expect("template pid")
 }
 
 /// (shared, private) bytes of a process, from /proc/PID/smaps_rollup.
@@ -74,26 +79,45 @@ fn preloaded_workers_share_the_templates_memory_even_after_collections() {
         "--disable-logging",
     ]);
     let ready = server.wait_for_log("] ready: ", PROMPT);
-    assert!(ready.contains("preload: workers forked from template pid"), "{ready}");
-    assert!(ready.contains("private") && ready.contains("shared"), "{ready}");
+    assert!(
+        ready.contains("preload: workers forked from template pid"),
+        "{ready}"
+    );
+    assert!(
+        ready.contains("private") && ready.contains("shared"),
+        "{ready}"
+    );
     let template = template_pid(&mut server);
     let workers = server.logged_worker_pids();
     assert_eq!(workers.len(), 2);
     for s in states_of(server.port(), &workers).values() {
-        assert_eq!(s["imported_in"], template.to_string(), "imported once, in the template");
+        assert_eq!(
+            s["imported_in"],
+            template.to_string(),
+            "imported once, in the template"
+        );
         assert_eq!(s["preload"], "True");
     }
     // DATA is ~30 MiB of tracked objects built by the template's import.
     for &w in &workers {
         let (shared, private) = shared_private(w);
-        assert!(shared > 30 * MIB, "worker {w}: shared {shared}, private {private}");
-        assert!(private < shared, "worker {w}: shared {shared}, private {private}");
+        assert!(
+            shared > 30 * MIB,
+            "worker {w}: shared {shared}, private {private}"
+        );
+        assert!(
+            private < shared,
+            "worker {w}: shared {shared}, private {private}"
+        );
     }
     // gc.freeze() keeps collections from writing to the frozen objects, so
     // the pages stay shared after many requests that each collect.
     let before: Vec<u64> = workers.iter().map(|&w| shared_private(w).0).collect();
     for _ in 0..40 {
-        assert_eq!(Client::connect(server.port()).get("/gc").text(), "collected");
+        assert_eq!(
+            Client::connect(server.port()).get("/gc").text(),
+            "collected"
+        );
     }
     for (i, &w) in workers.iter().enumerate() {
         let (shared, private) = shared_private(w);
@@ -115,7 +139,10 @@ fn without_preload_each_worker_imports_and_shares_little() {
         "--disable-logging",
     ]);
     let ready = server.wait_for_log("] ready: ", PROMPT);
-    assert!(ready.contains("lazy apps: each worker imported the app"), "{ready}");
+    assert!(
+        ready.contains("lazy apps: each worker imported the app"),
+        "{ready}"
+    );
     let workers = server.logged_worker_pids();
     for (pid, s) in states_of(server.port(), &workers) {
         assert_eq!(s["imported_in"], pid.to_string());
@@ -123,7 +150,10 @@ fn without_preload_each_worker_imports_and_shares_little() {
         // The hooks run in both modes, once, after the import.
         assert_eq!(s["ran"], format!("decorator:{pid}"));
         let (shared, private) = shared_private(pid);
-        assert!(private > 30 * MIB, "worker {pid}: shared {shared}, private {private}");
+        assert!(
+            private > 30 * MIB,
+            "worker {pid}: shared {shared}, private {private}"
+        );
     }
 }
 
@@ -149,20 +179,32 @@ fn post_fork_hooks_run_once_in_each_worker_after_its_fork() {
     for (pid, s) in &states {
         // The decorator's hook (registered at import), then --post-fork's,
         // each exactly once, in the worker itself (not in the template).
-        assert_eq!(s["ran"], format!("decorator:{pid},post-fork:{pid}"), "{s:?}");
+        assert_eq!(
+            s["ran"],
+            format!("decorator:{pid},post-fork:{pid}"),
+            "{s:?}"
+        );
         assert_eq!(s["ppid"], server.pid().to_string(), "the master's child");
         randoms.push(s["random"].clone());
     }
     randoms.sort();
     randoms.dedup();
-    assert_eq!(randoms.len(), 3, "random was reseeded in each worker: {states:?}");
+    assert_eq!(
+        randoms.len(),
+        3,
+        "random was reseeded in each worker: {states:?}"
+    );
 }
 
 #[test]
 fn a_failing_post_fork_hook_stops_the_start_with_status_4() {
     let dir = TempDir::new("preload-hook");
     let hooks = dir.file("bad_hooks.py");
-    std::fs::write(&hooks, "def boom():\n    raise RuntimeError('no database')\n").unwrap();
+    std::fs::write(
+        &hooks,
+        "def boom():\n    raise RuntimeError('no database')\n",
+    )
+    .unwrap();
     let mut server = Server::spawn(&[
         "--http",
         "127.0.0.1:0",
@@ -177,7 +219,10 @@ fn a_failing_post_fork_hook_stops_the_start_with_status_4() {
     let status = server.wait_exit(PROMPT);
     assert_eq!(status.code(), Some(4), "{}", server.log_text());
     let log = server.log_text();
-    assert!(log.contains("post-fork hook boom failed") && log.contains("no database"), "{log}");
+    assert!(
+        log.contains("post-fork hook boom failed") && log.contains("no database"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -206,7 +251,9 @@ fn threads_and_sockets_left_by_the_import_are_named_in_a_warning() {
 #[test]
 fn lazy_apps_turns_preload_off_and_the_file_and_env_turn_it_on() {
     let server = Server::start(&["--wsgi-file", &app("hello.py"), "--preload", "--lazy-apps"]);
-    assert!(server.log_text().contains("lazy apps: each worker imported the app"));
+    assert!(server
+        .log_text()
+        .contains("lazy apps: each worker imported the app"));
     assert!(!server.log_text().contains("template (pid"));
     drop(server);
 
@@ -214,7 +261,9 @@ fn lazy_apps_turns_preload_off_and_the_file_and_env_turn_it_on() {
     let toml = dir.file("rwsgi.toml");
     std::fs::write(&toml, "[app]\npreload = true\n").unwrap();
     let server = Server::start(&["--wsgi-file", &app("hello.py"), "--config", &toml]);
-    assert!(server.log_text().contains("preload: workers forked from template"));
+    assert!(server
+        .log_text()
+        .contains("preload: workers forked from template"));
     drop(server);
 
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rwsgi"));
@@ -222,7 +271,10 @@ fn lazy_apps_turns_preload_off_and_the_file_and_env_turn_it_on() {
         .env("RWSGI_PRELOAD", "true");
     let mut server = Server::spawn_command(cmd);
     let ready = server.wait_for_log("] ready: ", PROMPT);
-    assert!(ready.contains("preload: workers forked from template"), "{ready}");
+    assert!(
+        ready.contains("preload: workers forked from template"),
+        "{ready}"
+    );
 }
 
 #[test]
@@ -263,7 +315,11 @@ fn preload_imports_a_module_after_chdir_with_threads() {
     for w in workers {
         let threads = || std::fs::read_dir(format!("/proc/{w}/task")).map_or(0, |d| d.count());
         while threads() < 5 {
-            assert!(Instant::now() < deadline, "worker {w} has {} threads", threads());
+            assert!(
+                Instant::now() < deadline,
+                "worker {w} has {} threads",
+                threads()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

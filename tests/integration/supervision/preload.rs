@@ -74,7 +74,12 @@ fn preload_a_new_version_that_does_not_import_keeps_the_old_one_serving() {
     let before = server.children();
     app.set_version_with("v2", "\nraise RuntimeError('v2 is broken')\n");
     server.signal("HUP");
-    wait_log_count(&server, "reload failed: the new code does not load", 1, PROMPT);
+    wait_log_count(
+        &server,
+        "reload failed: the new code does not load",
+        1,
+        PROMPT,
+    );
     assert!(server.log_text().contains("v2 is broken"));
     assert_eq!(get_once(server.port(), "/").expect("GET /").body, b"v1");
     let mut after = server.children();
@@ -93,7 +98,10 @@ fn preload_a_new_version_that_does_not_import_keeps_the_old_one_serving() {
 #[test]
 fn preload_crashed_and_recycled_workers_are_forked_from_the_template() {
     let _x = exclusive();
-    let server = start_preloaded(&app("sup_app.py"), &["--max-requests", "20", "--min-worker-lifetime", "0"]);
+    let server = start_preloaded(
+        &app("sup_app.py"),
+        &["--max-requests", "20", "--min-worker-lifetime", "0"],
+    );
     let template = template_of(&server);
     let workers = server.logged_worker_pids();
     send_signal(workers[0], "KILL");
@@ -108,7 +116,10 @@ fn preload_crashed_and_recycled_workers_are_forked_from_the_template() {
     assert_eq!(template_of(&server), template);
     let kids = wait_children_where(&server, "template + 2 workers", PROMPT, |k| k.len() == 3);
     for w in server.logged_worker_pids().iter().rev().take(2) {
-        assert!(kids.contains(w) || !is_rwsgi_process(*w), "{w} not the master's child");
+        assert!(
+            kids.contains(w) || !is_rwsgi_process(*w),
+            "{w} not the master's child"
+        );
     }
     // The master measures fork-to-ready for each of them.
     assert!(count_log(&server, "ms after its fork") >= 5);
@@ -122,7 +133,12 @@ fn preload_a_sigkilled_template_is_restarted_and_serving_never_stops() {
     let load = Load::start(server.port(), &LoadSpec::new(2, 2, "/"));
     load.run_for(Duration::from_millis(500), 100, PROMPT);
     send_signal(template, "KILL");
-    wait_log_count(&server, &format!("template (pid {template}) died"), 1, PROMPT);
+    wait_log_count(
+        &server,
+        &format!("template (pid {template}) died"),
+        1,
+        PROMPT,
+    );
     wait_log_count(&server, "ready after", 2, PROMPT);
     let restarted = template_of(&server);
     assert_ne!(restarted, template);
@@ -134,14 +150,12 @@ fn preload_a_sigkilled_template_is_restarted_and_serving_never_stops() {
     load.run_for(Duration::from_millis(500), 100, PROMPT);
     let report = load.finish();
     // Only requests on the killed worker's connections may fail.
-    assert!(
-        report.failures().len() <= 4,
-        "{}",
-        report.describe()
-    );
+    assert!(report.failures().len() <= 4, "{}", report.describe());
     // TERM stops the template with the workers.
     let mut server = server;
     server.signal("TERM");
     assert_eq!(server.wait_exit(PROMPT).code(), Some(0));
-    assert!(server.log_text().contains(&format!("template (pid {restarted}) stopped")));
+    assert!(server
+        .log_text()
+        .contains(&format!("template (pid {restarted}) stopped")));
 }
