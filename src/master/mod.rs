@@ -26,7 +26,7 @@ use crate::sys;
 use notice::NOTICE_LEN;
 pub use notice::{Notice, RetireReason};
 pub use pool::ReloadMode;
-use pool::{ForkFrom, Pool, Reaped};
+use pool::{Pool, Reaped};
 use signals::Action;
 
 /// What a worker's code receives from the master after fork.
@@ -317,43 +317,6 @@ impl Master {
         }
         self.pool.begin_reload();
         self.fill_pool();
-    }
-
-    fn fill_pool(&mut self) {
-        if self.phase == Phase::ShuttingDown {
-            return;
-        }
-        let inherited = self.inherited_fds();
-        let Master {
-            pool,
-            config,
-            listeners,
-            scoreboard,
-            notify_write,
-            templates,
-            ..
-        } = self;
-        let mut from = match templates {
-            Some(t) if !t.ready() => return, // forks wait for the template
-            Some(t) => ForkFrom::Template(t),
-            None => ForkFrom::Master(&inherited),
-        };
-        let notify_fd = notify_write.as_raw_fd();
-        if let Err(e) = pool.spawn_missing(config, listeners, scoreboard, notify_fd, &mut from) {
-            log::error!("cannot fork a worker: {e}");
-        }
-    }
-
-    /// The master's private fds, which a forked child closes.
-    fn inherited_fds(&self) -> Vec<RawFd> {
-        let mut inherited = vec![
-            self.poll.as_raw_fd(),
-            self.signal_fd.as_raw_fd(),
-            self.notify_read.as_raw_fd(),
-        ];
-        inherited.extend(self.endpoints.fds());
-        inherited.extend(self.templates.iter().flat_map(|t| t.fds()));
-        inherited
     }
 
     fn read_notices(&mut self) {

@@ -1,10 +1,12 @@
-//! The master's handling of the `--preload` template: starting it, switching
-//! to a new one on HUP, restarting one that died, and the ready line's
-//! report of the mode and the workers' memory.
+//! Where the master's workers come from: forked by the master itself, or,
+//! with `--preload`, by the template (starting it, switching to a new one on
+//! HUP, restarting one that died); and the ready line's report of the mode
+//! and the workers' memory.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
 
+use super::pool::ForkFrom;
 use super::template::{Start, TemplateEntry, TemplateExit, Templates, TEMPLATE_SLOT};
 use super::{Master, Phase, WorkerContext, EXIT_APP_LOAD_ERROR};
 use crate::sys::{self, ExitStatus};
@@ -20,6 +22,43 @@ impl Master {
             self.templates = Some(Templates::new(entry));
         }
         Ok(())
+    }
+
+    pub(super) fn fill_pool(&mut self) {
+        if self.phase == Phase::ShuttingDown {
+            return;
+        }
+        let inherited = self.inherited_fds();
+        let Master {
+            pool,
+            config,
+            listeners,
+            scoreboard,
+            notify_write,
+            templates,
+            ..
+        } = self;
+        let mut from = match templates {
+            Some(t) if !t.ready() => return, // forks wait for the template
+            Some(t) => ForkFrom::Template(t),
+            None => ForkFrom::Master(&inherited),
+        };
+        let notify_fd = notify_write.as_raw_fd();
+        if let Err(e) = pool.spawn_missing(config, listeners, scoreboard, notify_fd, &mut from) {
+            log::error!("cannot fork a worker: {e}");
+        }
+    }
+
+    /// The master's private fds, which a forked child closes.
+    pub(super) fn inherited_fds(&self) -> Vec<RawFd> {
+        let mut inherited = vec![
+            self.poll.as_raw_fd(),
+            self.signal_fd.as_raw_fd(),
+            self.notify_read.as_raw_fd(),
+        ];
+        inherited.extend(self.endpoints.fds());
+        inherited.extend(self.templates.iter().flat_map(|t| t.fds()));
+        inherited
     }
 
     pub(super) fn start_template(&mut self, why: Start) {
