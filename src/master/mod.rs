@@ -349,12 +349,7 @@ impl Master {
             log::debug!("ready notice from pid {pid} (slot {slot}), no longer a worker: ignored");
             return;
         };
-        log::info!(
-            "worker {} (pid {}) ready {:.1} ms after its fork",
-            w.id,
-            w.pid,
-            w.spawned.elapsed().as_secs_f64() * 1000.0
-        );
+        log::debug!("worker {} (pid {}) ready", w.id, w.pid);
         match self.phase {
             Phase::Starting if self.pool.all_ready() => {
                 log::info!(

@@ -197,6 +197,15 @@ fn serve(ctx: WorkerContext<'_>, signal_fd: std::os::fd::OwnedFd, bridge: Arc<Br
         }
     };
     slot.set_state(WorkerState::Ready);
+    // From the master's fork (or its request to the template) to here: the
+    // master reads the notice late when it forks several workers at once.
+    let since_fork = crate::scoreboard::now_us().saturating_sub(slot.spawned_at_us());
+    log::info!(
+        "worker {} (pid {}) ready {:.1} ms after its fork",
+        ctx.id,
+        sys::getpid(),
+        since_fork as f64 / 1000.0
+    );
     if let Err(e) = sys::write_pipe(
         ctx.notify_fd,
         &Notice::Ready.encode(ctx.slot, sys::getpid()),
