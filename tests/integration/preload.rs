@@ -324,3 +324,28 @@ fn preload_imports_a_module_after_chdir_with_threads() {
         }
     }
 }
+
+#[test]
+fn preload_runs_the_template_and_workers_in_the_virtualenv() {
+    let venv = crate::flask::venv();
+    let mut server = Server::start(&[
+        "--home",
+        venv.to_str().unwrap(),
+        "--pythonpath",
+        apps_dir().to_str().unwrap(),
+        "--module",
+        "flask_app:app",
+        "--preload",
+        "--processes",
+        "2",
+    ]);
+    template_pid(&mut server);
+    let r = Client::connect(server.port()).get("/where");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let prefix = r.text().lines().next().unwrap_or_default().to_string();
+    assert_eq!(
+        std::path::Path::new(&prefix).canonicalize().unwrap(),
+        venv.canonicalize().unwrap(),
+        "sys.prefix is not the venv"
+    );
+}
