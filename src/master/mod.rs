@@ -376,6 +376,9 @@ impl Master {
 
     fn finish_reload_if_done(&mut self) {
         if self.phase == Phase::Reloading && self.pool.reload_done() {
+            if let Some(t) = &mut self.templates {
+                t.reload_done();
+            }
             log::info!(
                 "reload complete: {} worker(s) of the new generation",
                 self.pool.len()
@@ -409,6 +412,9 @@ impl Master {
                             "reload failed: the new code does not load; keeping the old workers"
                         );
                         self.pool.abort_reload(&self.scoreboard);
+                        if let Some(t) = &mut self.templates {
+                            t.revert();
+                        }
                         self.set_phase(Phase::Running);
                     }
                 }

@@ -137,7 +137,10 @@ impl Master {
                     if !templates.ready() {
                         templates.schedule_restart();
                     }
-                    self.set_phase(Phase::Running);
+                    // An earlier reload may still be replacing workers.
+                    if !self.pool.reloading() {
+                        self.set_phase(Phase::Running);
+                    }
                 }
                 _ => templates.schedule_restart(),
             },

@@ -128,6 +128,9 @@ pub struct Templates {
     current: Option<Process>,
     /// A template still importing (start-up, reload or restart).
     next: Option<Process>,
+    /// During a reload, the template of the generation it falls back to,
+    /// kept until the new workers are all ready.
+    previous: Option<Process>,
     /// Stopped templates not reaped yet.
     stopped: Vec<libc::pid_t>,
     seq: u32,
@@ -142,6 +145,7 @@ impl Templates {
             entry,
             current: None,
             next: None,
+            previous: None,
             stopped: Vec::new(),
             seq: 0,
             failures: 0,
@@ -155,7 +159,10 @@ impl Templates {
     }
     /// No template process is left (to wait for at shutdown).
     pub fn is_empty(&self) -> bool {
-        self.current.is_none() && self.next.is_none() && self.stopped.is_empty()
+        self.current.is_none()
+            && self.next.is_none()
+            && self.previous.is_none()
+            && self.stopped.is_empty()
     }
     pub fn starting(&self) -> Option<Start> {
         self.next.as_ref().map(|p| p.why)
@@ -168,7 +175,7 @@ impl Templates {
     }
     /// The master's ends of the template pipes (a forked child closes them).
     pub fn fds(&self) -> Vec<RawFd> {
-        [&self.current, &self.next]
+        [&self.current, &self.next, &self.previous]
             .into_iter()
             .flatten()
             .flat_map(|p| [p.commands.as_raw_fd(), p.replies.as_raw_fd()])
@@ -227,9 +234,15 @@ impl Templates {
         }
         let new = self.next.take()?;
         if let Some(old) = self.current.take() {
-            log::info!("stopping the previous template (pid {})", old.pid);
-            sys::kill(old.pid, libc::SIGTERM);
-            self.stopped.push(old.pid);
+            // A reload keeps the template its old workers came from until
+            // the new ones are all ready (or the reload is abandoned); one
+            // overtaken in between is stopped.
+            let keep = new.why == Start::Reload && self.previous.is_none();
+            if keep {
+                self.previous = Some(old);
+            } else {
+                self.stop(old);
+            }
         }
         self.failures = 0;
         let out = (new.why, new.started.elapsed());
@@ -237,11 +250,43 @@ impl Templates {
         Some(out)
     }
 
+    fn stop(&mut self, p: Process) {
+        log::info!("stopping the previous template (pid {})", p.pid);
+        sys::kill(p.pid, libc::SIGTERM);
+        self.stopped.push(p.pid);
+    }
+
+    /// The reload is complete: the template kept for a fallback goes.
+    pub fn reload_done(&mut self) {
+        if let Some(p) = self.previous.take() {
+            self.stop(p);
+        }
+    }
+
+    /// The reload is abandoned (its workers do not start): workers are
+    /// forked from the kept template again and the new one is stopped.
+    pub fn revert(&mut self) {
+        if let Some(p) = self.previous.take() {
+            log::info!(
+                "workers fork from the previous template (pid {}) again",
+                p.pid
+            );
+            if let Some(new) = self.current.replace(p) {
+                self.stop(new);
+            }
+        }
+    }
+
     /// Accounts for a reaped child; None if it was no template.
     pub fn reaped(&mut self, pid: libc::pid_t, status: ExitStatus) -> Option<TemplateExit> {
         if let Some(i) = self.stopped.iter().position(|&p| p == pid) {
             self.stopped.swap_remove(i);
             log::info!("template (pid {pid}) stopped ({status})");
+            return Some(TemplateExit::Expected);
+        }
+        if self.previous.as_ref().is_some_and(|p| p.pid == pid) {
+            self.previous = None;
+            log::warn!("the template kept for the reload's fallback (pid {pid}) died: {status}");
             return Some(TemplateExit::Expected);
         }
         if self.current.as_ref().is_some_and(|p| p.pid == pid) {
@@ -293,11 +338,14 @@ impl Templates {
         if let Some(p) = &self.current {
             sys::kill(p.pid, sig);
         }
+        if let Some(p) = &self.previous {
+            sys::kill(p.pid, sig);
+        }
         if let Some(p) = &self.next {
             sys::kill(p.pid, if stop { libc::SIGKILL } else { sig });
         }
         if stop {
-            let pids = [self.current.take(), self.next.take()];
+            let pids = [self.current.take(), self.next.take(), self.previous.take()];
             self.stopped
                 .extend(pids.into_iter().flatten().map(|p| p.pid));
             self.restart_at = None;

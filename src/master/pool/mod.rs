@@ -322,6 +322,11 @@ impl Pool {
         self.respawn_at = None;
     }
 
+    /// A reload's workers are being started (and the old ones replaced).
+    pub fn reloading(&self) -> bool {
+        self.reload_from.is_some()
+    }
+
     /// True once no worker of an older generation is left.
     pub fn reload_done(&mut self) -> bool {
         let done = self.reload_from.is_some()

@@ -41,11 +41,10 @@ fn preload_hup_under_load_serves_the_new_code_and_drops_nothing() {
     server.signal("HUP");
     wait_log_count(&server, "reload complete: 2 worker(s)", 1, PROMPT);
     let done_at = Instant::now();
-    let now = server.children();
-    assert!(
-        old.iter().all(|p| !now.contains(p)),
-        "old template or workers {old:?} still there: {now:?}"
-    );
+    // The old template is stopped once the reload completes.
+    let now = wait_children_where(&server, "the old template and workers gone", PROMPT, |k| {
+        old.iter().all(|p| !k.contains(p))
+    });
     let new_template = template_of(&server);
     assert_ne!(new_template, old_template);
     assert!(now.contains(&new_template), "{now:?}");
@@ -93,6 +92,35 @@ fn preload_a_new_version_that_does_not_import_keeps_the_old_one_serving() {
     server.signal("HUP");
     wait_log_count(&server, "reload complete: 2 worker(s)", 1, PROMPT);
     assert_eq!(get_once(server.port(), "/").expect("GET /").body, b"v3");
+}
+
+/// New code that imports but whose workers cannot start (a failing
+/// post-fork hook): the reload is abandoned and the previous template, kept
+/// until the reload completes, forks the old code again.
+#[test]
+fn preload_a_new_version_whose_workers_fail_falls_back_to_the_old_template() {
+    let _x = exclusive();
+    let app = TempApp::new("v1");
+    let server = start_preloaded(&app.path(), &[]);
+    let old_template = template_of(&server);
+    let hook =
+        "\nimport rwsgi\n\n@rwsgi.postfork\ndef boom():\n    raise RuntimeError('no db in v2')\n";
+    app.set_version_with("v2", hook);
+    server.signal("HUP");
+    wait_log_count(&server, "reload failed", 1, PROMPT);
+    wait_log_count(&server, "fork from the previous template", 1, PROMPT);
+    assert!(server.log_text().contains("no db in v2"));
+    assert_eq!(get_once(server.port(), "/").expect("GET /").body, b"v1");
+    // A replacement for a crashed worker comes from the old template: v1.
+    let victim = server.logged_worker_pids()[0];
+    send_signal(victim, "KILL");
+    let kids = wait_children_where(&server, "2 workers and the template", PROMPT, |k| {
+        k.len() == 3 && !k.contains(&victim) && k.contains(&old_template)
+    });
+    for _ in 0..10 {
+        assert_eq!(get_once(server.port(), "/").expect("GET /").body, b"v1");
+    }
+    assert!(kids.contains(&old_template));
 }
 
 #[test]
