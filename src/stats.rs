@@ -19,6 +19,15 @@ pub struct SocketStat {
     pub max_queue: u64,
 }
 
+/// One app thread of a worker (uWSGI's "core").
+#[derive(Debug, Clone, Default)]
+pub struct CoreStat {
+    pub requests: u64,
+    pub in_request: bool,
+    /// `METHOD target` of the current request, escaped; empty when idle.
+    pub label: String,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct WorkerStat {
     pub id: usize,
@@ -37,6 +46,8 @@ pub struct WorkerStat {
     pub respawn_count: u64,
     pub harakiri_count: u64,
     pub in_request: bool,
+    /// The app threads (`--threads`).
+    pub cores: Vec<CoreStat>,
 }
 
 /// A worker's memory by sharing, in bytes.
@@ -124,7 +135,7 @@ pub fn render_json(s: &Snapshot) -> String {
         let avg_rt = c.running_us.checked_div(c.requests).unwrap_or(0);
         let _ = write!(
             o,
-            "{{\"id\":{},\"pid\":{},\"accepting\":1,\"requests\":{},\"delta_requests\":{},\"exceptions\":{},\"harakiri_count\":{},\"signals\":0,\"signal_queue\":0,\"status\":\"{}\",\"rss\":{},\"vsz\":{},\"running_time\":{},\"last_spawn\":{},\"respawn_count\":{},\"tx\":{},\"avg_rt\":{avg_rt},\"apps\":[],\"cores\":[{{\"id\":0,\"requests\":{},\"static_requests\":{},\"routed_requests\":0,\"offloaded_requests\":0,\"write_errors\":0,\"read_errors\":0,\"in_request\":{},\"vars\":[],\"req_info\":{{}}}}]}}",
+            "{{\"id\":{},\"pid\":{},\"accepting\":1,\"requests\":{},\"delta_requests\":{},\"exceptions\":{},\"harakiri_count\":{},\"signals\":0,\"signal_queue\":0,\"status\":\"{}\",\"rss\":{},\"vsz\":{},\"running_time\":{},\"last_spawn\":{},\"respawn_count\":{},\"tx\":{},\"avg_rt\":{avg_rt},\"apps\":[],\"cores\":[",
             w.id,
             w.pid,
             c.requests,
@@ -138,10 +149,36 @@ pub fn render_json(s: &Snapshot) -> String {
             w.last_spawn,
             w.respawn_count,
             c.tx_bytes,
-            c.requests,
-            c.static_requests,
-            u8::from(w.in_request),
         );
+        let single = [CoreStat {
+            requests: c.requests,
+            in_request: w.in_request,
+            label: String::new(),
+        }];
+        let cores = if w.cores.is_empty() {
+            &single[..]
+        } else {
+            &w.cores[..]
+        };
+        for (i, core) in cores.iter().enumerate() {
+            if i > 0 {
+                o.push(',');
+            }
+            // Static files are served by the I/O thread: counted on core 0.
+            let statics = if i == 0 { c.static_requests } else { 0 };
+            let _ = write!(
+                o,
+                "{{\"id\":{i},\"requests\":{},\"static_requests\":{statics},\"routed_requests\":0,\"offloaded_requests\":0,\"write_errors\":0,\"read_errors\":0,\"in_request\":{},\"vars\":[],\"req_info\":{{",
+                core.requests,
+                u8::from(core.in_request),
+            );
+            if core.in_request && !core.label.is_empty() {
+                o.push_str("\"request\":");
+                json_string(&mut o, &core.label);
+            }
+            o.push_str("}}");
+        }
+        o.push_str("]}");
         append_memory(&mut o, &w.memory);
     }
     o.push_str("]}");
@@ -184,7 +221,34 @@ pub fn render_prometheus(s: &Snapshot) -> String {
         let _ = writeln!(o, "rwsgi_workers{{state=\"{state}\"}} {n}");
     }
 
+    head(
+        &mut o,
+        "rwsgi_threads",
+        "gauge",
+        "App threads of live workers, busy with a request or idle.",
+    );
+    let busy: usize = s
+        .workers
+        .iter()
+        .map(|w| w.cores.iter().filter(|c| c.in_request).count())
+        .sum();
+    let all: usize = s.workers.iter().map(|w| w.cores.len()).sum();
+    let _ = writeln!(o, "rwsgi_threads{{state=\"busy\"}} {busy}");
+    let _ = writeln!(o, "rwsgi_threads{{state=\"idle\"}} {}", all - busy);
+
     let t = s.totals();
+    head(
+        &mut o,
+        "rwsgi_queue_wait_seconds",
+        "summary",
+        "Time complete requests waited for a free app thread.",
+    );
+    let _ = writeln!(
+        o,
+        "rwsgi_queue_wait_seconds_sum {}\nrwsgi_queue_wait_seconds_count {}",
+        t.queue_wait_us as f64 / 1e6,
+        t.queued
+    );
     head(
         &mut o,
         "rwsgi_requests_total",

@@ -31,6 +31,11 @@ impl io::Write for Sink {
     }
 }
 
+/// The log descriptor (for Python's faulthandler, which writes to an fd).
+pub fn fd() -> std::os::fd::RawFd {
+    FD.load(Relaxed)
+}
+
 /// Called first thing in the master: fills any closed fd 0–2 with
 /// /dev/null, then takes a private copy of stderr for the log.
 pub fn init() -> io::Result<()> {

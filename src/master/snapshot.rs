@@ -77,6 +77,18 @@ pub fn take(
                 respawn_count: pool.spawns.get(&w.id).copied().unwrap_or(0),
                 harakiri_count: pool.harakiris.get(&w.id).copied().unwrap_or(0),
                 in_request: slot.request_start_us() != 0,
+                cores: scoreboard
+                    .cores(w.slot)
+                    .iter()
+                    .map(|core| {
+                        let busy = core.request_start_us() != 0;
+                        crate::stats::CoreStat {
+                            requests: core.requests(),
+                            in_request: busy,
+                            label: if busy { core.label() } else { String::new() },
+                        }
+                    })
+                    .collect(),
             }
         })
         .collect();

@@ -4,7 +4,7 @@
 //! The master forks the template like a worker and hands it two pipes: fork
 //! requests go down one, the new worker's pid comes back up the other. The
 //! template double-forks, and since the master is a child subreaper
-//! (DESIGN-NOTES 19) each worker becomes the master's child: reaped,
+//! (DESIGN-NOTES 20) each worker becomes the master's child: reaped,
 //! signalled and supervised exactly like a worker the master forked. A
 //! request is answered in milliseconds, so the master waits for the answer
 //! (with a deadline) and the pool's bookkeeping stays synchronous.

@@ -4,6 +4,7 @@
 
 mod fds;
 pub mod fs;
+mod harakiri;
 mod inherit;
 mod net;
 mod procinfo;
@@ -12,6 +13,7 @@ mod signals;
 mod zygote;
 
 pub use fds::*;
+pub use harakiri::*;
 pub use inherit::*;
 pub use net::*;
 pub use procinfo::*;

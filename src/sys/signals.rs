@@ -24,7 +24,7 @@ extern "C" fn record_signal(sig: libc::c_int) {
     }
 }
 
-fn set_handler(sig: libc::c_int, handler: libc::sighandler_t) -> io::Result<()> {
+pub(super) fn set_handler(sig: libc::c_int, handler: libc::sighandler_t) -> io::Result<()> {
     // SAFETY: a zeroed sigaction is a valid initial value; we fill the fields we use.
     let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
     action.sa_sigaction = handler;

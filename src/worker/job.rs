@@ -42,6 +42,8 @@ pub enum Work {
         protocol: Protocol,
         meta: Meta,
         out: Box<Outbound>,
+        /// When the request was complete and queued for a thread.
+        queued: Instant,
     },
     /// The client drained what was queued: produce more of the stream.
     Resume { stream: Stream, out: Box<Outbound> },
@@ -65,6 +67,8 @@ pub struct Completion {
     pub result: Result,
     /// When the app call began (for the request's duration).
     pub started: Instant,
+    /// How long a request waited for a free thread, µs (requests only).
+    pub waited_us: Option<u64>,
     pub thread: usize,
 }
 
@@ -74,19 +78,24 @@ pub enum Result {
 }
 
 fn back(sink: Option<Box<dyn Sink>>) -> Option<Box<Outbound>> {
-    sink.and_then(|s| s.into_any().downcast::<Outbound>().ok())
+    let mut out = sink.and_then(|s| s.into_any().downcast::<Outbound>().ok())?;
+    out.set_watch(None);
+    Some(out)
 }
 
 /// Runs one job on the calling app thread (which holds the GIL).
 pub fn run(caller: &mut Caller, gil: &Gil<'_>, core: &Core, thread: usize, job: Job) -> Completion {
     let started = Instant::now();
+    let mut waited_us = None;
     let (lent, (done, sink)) = match job.work {
         Work::Request {
             mut lent,
             protocol,
             meta,
-            out,
+            mut out,
+            queued,
         } => {
+            waited_us = Some(started.saturating_duration_since(queued).as_micros() as u64);
             let body = std::mem::take(&mut lent.body);
             let view = lent.view(protocol);
             let label = view.label();
@@ -106,7 +115,12 @@ pub fn run(caller: &mut Caller, gil: &Gil<'_>, core: &Core, thread: usize, job: 
                 body,
                 conn: &lent.info,
             };
+            // Harakiri answers 504 on this connection if nothing was sent.
+            let watch = crate::sys::Watch::of_thread(thread);
+            watch.arm(out.fd());
+            out.set_watch(Some(watch));
             let r = caller.call(gil, req, meta, out, &label);
+            watch.disarm();
             core.end();
             (Some(lent), r)
         }
@@ -122,6 +136,7 @@ pub fn run(caller: &mut Caller, gil: &Gil<'_>, core: &Core, thread: usize, job: 
             Done::Suspended(s) => Result::Suspended(s),
         },
         started,
+        waited_us,
         thread,
     }
 }

@@ -104,6 +104,11 @@ fn prepare(ctx: &WorkerContext<'_>, credentials: bool) -> Result<std::os::fd::Ow
         }
     };
     sys::block_all_signals(false);
+    // Before faulthandler registers its stack dump (in `serve`), which chains
+    // to this handler (see sys::harakiri).
+    if let Err(e) = sys::install_harakiri_handler() {
+        log::warn!("worker {}: no 504 on harakiri: {e}", ctx.id);
+    }
     let process = &ctx.config.process;
     if credentials {
         if let Err(e) = sys::drop_privileges(process.uid, process.gid) {
@@ -135,6 +140,11 @@ fn prepare(ctx: &WorkerContext<'_>, credentials: bool) -> Result<std::os::fd::Ow
 fn serve(ctx: WorkerContext<'_>, signal_fd: std::os::fd::OwnedFd, bridge: Arc<Bridge>) -> i32 {
     let threads = ctx.config.threads;
     let slot = ctx.scoreboard.slot(ctx.slot);
+    if ctx.config.recycle.harakiri.is_some() {
+        if let Err(e) = bridge.dump_stacks_on(sys::HARAKIRI_SIGNAL, crate::log::sink::fd()) {
+            log::warn!("worker {}: {e}", ctx.id);
+        }
+    }
     // App threads outlive any borrow of the master's scoreboard.
     let scoreboard = ctx.scoreboard.leak_for_worker();
     let cores = scoreboard.cores(ctx.slot);

@@ -38,6 +38,8 @@ pub struct Outbound {
     /// How long `write()` may wait for a client that reads nothing.
     timeout: Duration,
     failed: bool,
+    /// The harakiri watch of the app thread producing into this output.
+    watch: Option<&'static sys::Watch>,
 }
 
 impl Outbound {
@@ -49,6 +51,23 @@ impl Outbound {
             spare: Vec::new(),
             timeout,
             failed: false,
+            watch: None,
+        }
+    }
+
+    /// The connection's descriptor.
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    /// Tells the app thread's harakiri watch when the response starts.
+    pub fn set_watch(&mut self, watch: Option<&'static sys::Watch>) {
+        self.watch = watch;
+    }
+
+    fn note_sent(&self) {
+        if let Some(w) = self.watch {
+            w.mark_sent();
         }
     }
 
@@ -135,6 +154,7 @@ impl Sink for Outbound {
         if self.failed {
             return Err(Gone(io::Error::from(io::ErrorKind::BrokenPipe)));
         }
+        self.note_sent();
         let mut sent = 0;
         if self.queue.is_empty() {
             // One send: a short one means the socket is full (or the gather
@@ -153,6 +173,7 @@ impl Sink for Outbound {
         if self.failed {
             return Err(Gone(io::Error::from(io::ErrorKind::BrokenPipe)));
         }
+        self.note_sent();
         if self.queue.is_empty() {
             while len > 0 {
                 match sys::try_send_file(self.fd, file.as_raw_fd(), &mut offset, len) {

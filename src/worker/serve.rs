@@ -174,6 +174,7 @@ impl Connections<'_> {
                 protocol,
                 meta,
                 out,
+                queued: Instant::now(),
             },
         });
     }
@@ -187,6 +188,9 @@ impl Connections<'_> {
         };
         if let Some(lent) = c.lent {
             conn.restore(lent);
+        }
+        if let Some(us) = c.waited_us {
+            self.slot.add_queue_wait(us);
         }
         conn.out = c.out;
         if conn.out.is_none() {

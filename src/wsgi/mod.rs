@@ -88,6 +88,22 @@ impl Bridge {
         })
     }
 
+    /// Has Python's faulthandler dump every thread's stack to `fd` when
+    /// `signal` arrives, then call the handler installed before (chained):
+    /// the worker's harakiri line says where the request was stuck.
+    pub fn dump_stacks_on(&self, signal: i32, fd: i32) -> Result<(), String> {
+        Python::attach(|py| {
+            let kwargs = PyDict::new(py);
+            kwargs.set_item("file", fd)?;
+            kwargs.set_item("all_threads", true)?;
+            kwargs.set_item("chain", true)?;
+            py.import("faulthandler")?
+                .call_method("register", (signal,), Some(&kwargs))
+                .map(|_| ())
+        })
+        .map_err(|e| format!("registering the stack dump for harakiri: {e}"))
+    }
+
     /// The objects one app thread calls the app with.
     pub fn caller(&self, gil: &Gil<'_>) -> Result<Caller, String> {
         Caller::new(gil.py, self.app.clone_ref(gil.py), self.multithread)

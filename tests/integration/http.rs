@@ -64,6 +64,15 @@ impl Client {
         }
     }
 
+    /// A client on a connection made elsewhere (its request already sent).
+    pub fn from_stream(stream: TcpStream) -> Client {
+        stream.set_read_timeout(Some(PROMPT)).unwrap();
+        Client {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
     pub fn set_read_timeout(&self, t: Duration) {
         self.stream.set_read_timeout(Some(t)).unwrap();
     }

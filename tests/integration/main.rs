@@ -27,5 +27,6 @@ mod startup_errors;
 mod static_files;
 mod supervision;
 mod systemd;
+mod threads;
 mod uwsgi;
 mod wsgi;

@@ -8,6 +8,7 @@
 mod access_log;
 mod metrics;
 mod stats;
+mod threads;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};

@@ -57,6 +57,8 @@ pub struct Worker {
     /// When it was killed while starting (its reload was overtaken or
     /// failed); the next generation is forked once these are reaped.
     pub superseded: Option<Instant>,
+    /// Stopped by harakiri: SIGKILLed at `kill_at`, after its stack dump.
+    pub harakiri: bool,
 }
 
 /// Where workers come from: forked by the master, or by the `--preload`
@@ -265,6 +267,7 @@ impl Pool {
                 retiring: false,
                 retire_at: None,
                 kill_at: None,
+                harakiri: false,
                 superseded: None,
             });
         }

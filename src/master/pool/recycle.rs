@@ -8,6 +8,10 @@ use super::{Pool, RetireReason};
 use crate::scoreboard::Scoreboard;
 use crate::sys;
 
+/// How long a harakiri victim has to dump its stacks and answer 504 before
+/// SIGKILL.
+pub const HARAKIRI_GRACE: Duration = Duration::from_millis(300);
+
 impl Pool {
     /// A worker asked to be recycled: mark it retiring (so a successor is
     /// spawned), or defer that until it has lived `min_lifetime`.
@@ -72,7 +76,10 @@ impl Pool {
     pub fn kill_overdue(&mut self) {
         let now = Instant::now();
         for w in &mut self.workers {
-            if w.stopping && w.kill_at.is_some_and(|at| now >= at) {
+            if w.stopping && w.harakiri && w.kill_at.is_some_and(|at| now >= at) {
+                w.kill_at = None;
+                sys::kill(w.pid, libc::SIGKILL);
+            } else if w.stopping && w.kill_at.is_some_and(|at| now >= at) {
                 log::warn!(
                     "worker {} (pid {}) still running {} s after it was stopped (--shutdown-timeout); killing it",
                     w.id,
@@ -96,19 +103,46 @@ impl Pool {
     }
 
     /// Kills workers whose current request has run longer than `limit`
-    /// (`--harakiri`); they are replaced like any stopped worker.
+    /// (`--harakiri`); they are replaced like any stopped worker. The worker
+    /// first gets [`sys::HARAKIRI_SIGNAL`]: Python dumps every thread's stack
+    /// to the log and the stuck clients that got nothing yet get 504; the
+    /// SIGKILL follows [`HARAKIRI_GRACE`] later (`kill_overdue`).
     pub fn harakiri(&mut self, limit: Duration, scoreboard: &Scoreboard) -> usize {
         let now = crate::sys::monotonic_usec();
+        let limit_us = limit.as_micros() as u64;
         let mut killed = 0;
         let harakiris = &mut self.harakiris;
         for w in self.workers.iter_mut().filter(|w| !w.stopping) {
             let slot = scoreboard.slot(w.slot);
             let start = slot.request_start_us();
-            if start == 0 || now.saturating_sub(start) <= limit.as_micros() as u64 {
+            if start == 0 || now.saturating_sub(start) <= limit_us {
                 continue;
             }
+            let cores = scoreboard.cores(w.slot);
+            let threads = if cores.len() > 1 {
+                let stuck: Vec<String> = cores
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| {
+                        c.request_start_us() != 0
+                            && now.saturating_sub(c.request_start_us()) > limit_us
+                    })
+                    .map(|(i, c)| {
+                        format!(
+                            "thread {} \"{}\" for {:.1} s",
+                            i + 1,
+                            c.label(),
+                            now.saturating_sub(c.request_start_us()) as f64 / 1e6
+                        )
+                    })
+                    .collect();
+                format!(" [{}]", stuck.join(", "))
+            } else {
+                String::new()
+            };
             log::error!(
-                "harakiri: worker {} (pid {}) has been serving \"{}\" for {:.1} s (limit --harakiri {}); killing it",
+                "harakiri: worker {} (pid {}) has been serving \"{}\" for {:.1} s (limit --harakiri {}){threads}; \
+                 its Python stacks follow, then killing it",
                 w.id,
                 w.pid,
                 slot.label(),
@@ -116,7 +150,9 @@ impl Pool {
                 limit.as_secs()
             );
             w.stopping = true;
-            sys::kill(w.pid, libc::SIGKILL);
+            w.harakiri = true;
+            w.kill_at = Some(Instant::now() + HARAKIRI_GRACE);
+            sys::kill(w.pid, sys::HARAKIRI_SIGNAL);
             *harakiris.entry(w.id).or_default() += 1;
             killed += 1;
         }

@@ -50,6 +50,12 @@ fn config_file_mistakes_exit_2_with_the_place_and_the_fix() {
             vec!["--processes must be at least 1"],
         ),
         (
+            "threads-too-many",
+            format!("{app_table}{server_table}\n[workers]\nthreads = 600\n"),
+            "threads",
+            vec!["--threads 600: use 1 to 512 app threads per worker"],
+        ),
+        (
             "port-too-big",
             format!("{app_table}[server]\nhttp = [\"127.0.0.1:70000\"]\n"),
             "http",

@@ -9,7 +9,17 @@ use crate::harness::{TempDir, PROMPT};
 
 #[test]
 fn validator_accepts_file_wrapper_exc_info_and_line_reads() {
-    let mut server = start("pep_validate.py", &[]);
+    validate(&[]);
+}
+
+/// The same through app threads (the environ says `wsgi.multithread`).
+#[test]
+fn validator_finds_nothing_with_threads() {
+    validate(&["--threads", "4"]);
+}
+
+fn validate(extra: &[&str]) {
+    let mut server = start("pep_validate.py", extra);
     let tmp = TempDir::new("validate");
     let file = tmp.file("page.txt");
     let data: Vec<u8> = (0..20_000u32).map(|i| b'a' + (i % 26) as u8).collect();

@@ -4,10 +4,21 @@ use super::*;
 
 #[test]
 fn max_requests_recycles_workers_under_load_without_failures() {
+    max_requests_recycles(&[]);
+}
+
+/// With app threads a retiring worker finishes every thread's request.
+#[test]
+fn max_requests_with_threads_recycles_without_failures() {
+    max_requests_recycles(&["--threads", "4"]);
+}
+
+fn max_requests_recycles(extra: &[&str]) {
     let _x = exclusive();
-    let server = Server::start(&[
+    let app = app("sup_app.py");
+    let mut args = vec![
         "--wsgi-file",
-        &app("sup_app.py"),
+        &app,
         "--processes",
         "2",
         "--max-requests",
@@ -15,7 +26,9 @@ fn max_requests_recycles_workers_under_load_without_failures() {
         "--min-worker-lifetime",
         "0",
         "--disable-logging",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let server = Server::start(&args);
     let first = server.wait_for_children(2, PROMPT);
     let load = Load::start(server.port(), &LoadSpec::new(4, 4, "/"));
     load.wait_until("six workers serving in turn", PROMPT, |l| {

@@ -5,18 +5,21 @@ use super::*;
 /// HUP twice under continuous load (keep-alive and connection-per-request
 /// clients): no request fails, and once `reload complete` is logged every
 /// response comes from the new code.
-fn hup_under_load_drops_nothing(mode: &str) {
+fn hup_under_load_drops_nothing(mode: &str, extra: &[&str]) {
     let _x = exclusive();
     let app = TempApp::new("v1");
-    let server = Server::start(&[
+    let path = app.path();
+    let mut args = vec![
         "--wsgi-file",
-        &app.path(),
+        &path,
         "--processes",
         "2",
         "--reload-mode",
         mode,
         "--disable-logging",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let server = Server::start(&args);
     let load = Load::start(server.port(), &LoadSpec::new(4, 4, "/"));
     load.run_for(Duration::from_millis(1500), 300, PROMPT);
     // (version, HUP sent, reload complete seen)
@@ -96,12 +99,17 @@ fn hup_under_load_drops_nothing(mode: &str) {
 
 #[test]
 fn hup_rolling_under_load_drops_no_request_and_serves_the_new_code() {
-    hup_under_load_drops_nothing("rolling");
+    hup_under_load_drops_nothing("rolling", &[]);
+}
+
+#[test]
+fn hup_with_threads_under_load_drops_no_request_and_serves_the_new_code() {
+    hup_under_load_drops_nothing("rolling", &["--threads", "4"]);
 }
 
 #[test]
 fn hup_all_under_load_drops_no_request_and_serves_the_new_code() {
-    hup_under_load_drops_nothing("all");
+    hup_under_load_drops_nothing("all", &[]);
 }
 
 /// A new connection made while an old worker finishes its last keep-alive

@@ -75,14 +75,28 @@ fn unanswered(probes: &[Probe]) -> Vec<String> {
 
 #[test]
 fn sigterm_finishes_the_slow_request_then_refuses_new_connections() {
+    sigterm_drains(&[]);
+}
+
+/// The same with app threads: the slow request holds one thread while the
+/// others answer what the kernel accepted after TERM.
+#[test]
+fn sigterm_with_threads_finishes_every_request_in_flight() {
+    sigterm_drains(&["--threads", "4"]);
+}
+
+fn sigterm_drains(extra: &[&str]) {
     let _x = exclusive();
-    let mut server = Server::start(&[
+    let app = app("sup_app.py");
+    let mut args = vec![
         "--wsgi-file",
-        &app("sup_app.py"),
+        &app,
         "--processes",
         "2",
         "--no-defer-accept", // see probe_until_refused
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let mut server = Server::start(&args);
     let port = server.port();
     let mut slow = Connection::connect(port).expect("connect");
     slow.send(get_request("/sleep?ms=2000", false).as_bytes())
