@@ -349,3 +349,37 @@ fn preload_runs_the_template_and_workers_in_the_virtualenv() {
         "sys.prefix is not the venv"
     );
 }
+
+/// Harakiri reaches a preloaded worker as any other: the stuck thread's
+/// stack is dumped, the client gets 504, and the replacement is a fork.
+#[test]
+fn harakiri_in_a_preloaded_worker_dumps_stacks_answers_504_and_forks_a_successor() {
+    use std::io::Write;
+    let mut server = Server::start(&[
+        "--wsgi-file",
+        &app("threads_app.py"),
+        "--preload",
+        "--threads",
+        "2",
+        "--harakiri",
+        "1",
+    ]);
+    let mut stuck = std::net::TcpStream::connect(("127.0.0.1", server.port())).expect("connect");
+    stuck
+        .write_all(&crate::http::request("GET", "/sleep?ms=10000", &[], b""))
+        .expect("send");
+    let line = server.wait_for_log("harakiri: worker 1", Duration::from_secs(5));
+    assert!(line.contains("\"GET /sleep?ms=10000\""), "{line}");
+    server.wait_for_log("threads_app.py\", line", PROMPT);
+    let r = Client::from_stream(stuck)
+        .read_response(false)
+        .expect("the 504");
+    assert_eq!(r.status, 504);
+    // The successor (a fork of the template) is ready too.
+    let deadline = Instant::now() + PROMPT;
+    while server.log_text().matches("ms after its fork").count() < 2 {
+        assert!(Instant::now() < deadline, "{}", server.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(server.log_text().matches("imported the app in").count(), 1);
+}
