@@ -347,6 +347,7 @@ impl Master {
     fn on_ready(&mut self, slot: usize, pid: libc::pid_t) {
         let Some(w) = self.pool.mark_ready(slot, pid) else {
             log::debug!("ready notice from pid {pid} (slot {slot}), no longer a worker: ignored");
+            self.kill_stray_worker(pid);
             return;
         };
         log::debug!("worker {} (pid {}) ready", w.id, w.pid);

@@ -165,6 +165,17 @@ impl Master {
         }
     }
 
+    /// A worker the template forked but whose pid never reached the pool
+    /// (the template died before answering, or answered too late) is our
+    /// child all the same: it must not serve unsupervised.
+    pub(super) fn kill_stray_worker(&self, pid: libc::pid_t) {
+        let known = self.pool.workers().iter().any(|w| w.pid == pid);
+        if self.templates.is_some() && !known && sys::parent_of(pid) == Some(sys::getpid()) {
+            log::warn!("worker pid {pid} was forked for a request the master gave up on: killed");
+            sys::kill(pid, libc::SIGKILL);
+        }
+    }
+
     pub(super) fn mode_description(&self) -> String {
         match &self.templates {
             Some(t) => format!(

@@ -92,6 +92,14 @@ pub fn wait_reparented(master: libc::pid_t) -> bool {
     }
 }
 
+/// The parent of process `pid`, from /proc/PID/stat (None if it is gone).
+pub fn parent_of(pid: libc::pid_t) -> Option<libc::pid_t> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The name (field 2) may hold spaces and parentheses: skip past the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Waits until `fd` is readable, up to `timeout`. False on timeout.
 pub fn wait_readable(fd: RawFd, timeout: Duration) -> io::Result<bool> {
     let deadline = Instant::now() + timeout;
@@ -209,5 +217,17 @@ fn peer_name(fd: RawFd) -> String {
         }
         libc::AF_UNIX => "a unix socket".into(),
         _ => "-".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_parent_of_this_process_is_known() {
+        assert_eq!(
+            super::parent_of(super::super::getpid()),
+            Some(super::super::getppid())
+        );
+        assert_eq!(super::parent_of(-5), None);
     }
 }
