@@ -45,7 +45,8 @@ impl Master {
         };
         let notify_fd = notify_write.as_raw_fd();
         if let Err(e) = pool.spawn_missing(config, listeners, scoreboard, notify_fd, &mut from) {
-            log::error!("cannot fork a worker: {e}");
+            log::error!("cannot fork a worker: {e}; retrying in 1 s");
+            pool.retry_after(std::time::Duration::from_secs(1));
         }
     }
 

@@ -41,7 +41,7 @@ pub const REQUEST_LEN: usize = 18;
 pub const REPLY_LEN: usize = 8;
 
 /// Longest wait for a template's answer to a fork request.
-const ANSWER_WAIT: Duration = Duration::from_secs(5);
+const ANSWER_WAIT: Duration = Duration::from_secs(2);
 /// A template restarted after dying before it was ready waits this long
 /// after the second such death in a row, doubling up to `MAX_BACKOFF`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
@@ -387,6 +387,9 @@ impl Templates {
                 // The late answer to a request we gave up on: that worker is
                 // nobody's; it must not serve.
                 if pid > 0 {
+                    log::warn!(
+                        "worker pid {pid} was forked for a request the master gave up on: killed"
+                    );
                     sys::kill(pid, libc::SIGKILL);
                 }
                 continue;

@@ -139,6 +139,11 @@ impl Pool {
     pub fn respawn_at(&self) -> Option<Instant> {
         self.respawn_at
     }
+    /// A fork failed: try again after `delay` (unless something earlier is due).
+    pub fn retry_after(&mut self, delay: Duration) {
+        let at = Instant::now() + delay;
+        self.respawn_at = Some(self.respawn_at.map_or(at, |t| t.min(at)));
+    }
 
     /// Workers of the current generation that are meant to keep serving.
     fn current(&self) -> impl Iterator<Item = &Worker> {

@@ -187,3 +187,32 @@ fn preload_a_sigkilled_template_is_restarted_and_serving_never_stops() {
         .log_text()
         .contains(&format!("template (pid {restarted}) stopped")));
 }
+
+/// A template that does not answer a fork request in time (here: stopped)
+/// costs the master a bounded wait; the worker it forks late is killed, not
+/// left serving unsupervised, and the pool is refilled.
+#[test]
+fn preload_a_worker_forked_after_the_master_gave_up_is_killed() {
+    let _x = exclusive();
+    let server = start_preloaded(&app("sup_app.py"), &["--processes", "1"]);
+    let template = template_of(&server);
+    let worker = server.logged_worker_pids()[0];
+    send_signal(template, "STOP");
+    send_signal(worker, "KILL");
+    wait_log_count(&server, "did not answer within", 1, PROMPT);
+    send_signal(template, "CONT");
+    wait_log_count(
+        &server,
+        "forked for a request the master gave up on: killed",
+        1,
+        PROMPT,
+    );
+    // The retry forks a worker the pool knows, which serves.
+    wait_log_count(&server, "ms after its fork", 3, PROMPT);
+    let kids = wait_children_where(&server, "the template and one worker", PROMPT, |k| {
+        k.len() == 2 && k.contains(&template)
+    });
+    let serving = *kids.iter().find(|&&p| p != template).unwrap();
+    assert!(server.logged_worker_pids().contains(&serving), "{kids:?}");
+    assert_eq!(get_once(server.port(), "/").expect("GET /").body, b"v1");
+}
