@@ -77,6 +77,10 @@ fn preloaded_workers_share_the_templates_memory_even_after_collections() {
         "--processes",
         "2",
         "--disable-logging",
+        "--stats",
+        "127.0.0.1:0",
+        "--metrics",
+        "127.0.0.1:0",
     ]);
     let ready = server.wait_for_log("] ready: ", PROMPT);
     assert!(
@@ -127,6 +131,61 @@ fn preloaded_workers_share_the_templates_memory_even_after_collections() {
             before[i]
         );
     }
+    // The stats document and /metrics show the split for each worker.
+    let stats = read_to_end(&endpoint(&server, "Stats"));
+    let workers_json = &stats[stats.find("\"workers\":").expect("workers")..];
+    let shared: Vec<u64> = workers_json
+        .match_indices("\"shared\":")
+        .filter_map(|(i, m)| {
+            let rest = &workers_json[i + m.len()..];
+            rest[..rest.find(|c: char| !c.is_ascii_digit())?]
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert_eq!(shared.len(), 2, "{stats}");
+    assert!(shared.iter().all(|&b| b > 30 * MIB), "{stats}");
+    assert!(
+        stats.contains("\"uss\":") && stats.contains("\"pss\":"),
+        "{stats}"
+    );
+    let metrics_addr = endpoint(&server, "Metrics");
+    let metrics_port: u16 = metrics_addr.rsplit(':').next().unwrap().parse().unwrap();
+    let metrics = Client::connect(metrics_port).get("/metrics").text();
+    for w in &workers {
+        for kind in ["pss", "uss", "shared"] {
+            let sample = format!("rwsgi_worker_{kind}_bytes{{worker=");
+            let pid = format!("pid=\"{w}\"");
+            assert!(
+                metrics
+                    .lines()
+                    .any(|l| l.starts_with(&sample) && l.contains(&pid)),
+                "{kind} of {w} in {metrics}"
+            );
+        }
+    }
+}
+
+/// The address the master logged as `KIND endpoint on ADDR (fd N)`.
+fn endpoint(server: &Server, kind: &str) -> String {
+    let marker = format!("] {kind} endpoint on ");
+    server
+        .log()
+        .iter()
+        .find_map(|l| {
+            let rest = &l[l.find(&marker)? + marker.len()..];
+            Some(rest.rsplit_once(" (fd ")?.0.to_string())
+        })
+        .unwrap_or_else(|| panic!("no {marker:?} line; log:\n{}", server.log_text()))
+}
+
+fn read_to_end(addr: &str) -> String {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the stats socket");
+    s.set_read_timeout(Some(PROMPT)).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read the stats document");
+    out
 }
 
 #[test]
