@@ -216,3 +216,67 @@ fn preload_a_worker_forked_after_the_master_gave_up_is_killed() {
     assert!(server.logged_worker_pids().contains(&serving), "{kids:?}");
     assert_eq!(get_once(server.port(), "/").expect("GET /").body, b"v1");
 }
+
+/// A template restarted while the code on disk does not import backs off
+/// like workers that die before they are ready; the workers keep serving,
+/// and once the code imports again a template is back and forks workers.
+#[test]
+fn preload_template_restarts_back_off_while_the_code_does_not_import() {
+    let _x = exclusive();
+    let app = TempApp::new("v1");
+    let server = start_preloaded(&app.path(), &[]);
+    let template = template_of(&server);
+    app.set_version_with("v2", "\nraise RuntimeError('v2 is broken')\n");
+    send_signal(template, "KILL");
+    wait_log_count(
+        &server,
+        "templates keep dying before they are ready",
+        2,
+        PROMPT,
+    );
+    assert!(server.log_text().contains("next start in"));
+    // The workers forked from the dead template still serve the old code.
+    for _ in 0..5 {
+        assert_eq!(get_once(server.port(), "/").expect("GET /").body, b"v1");
+    }
+    app.set_version("v3");
+    wait_log_count(&server, ") ready after", 2, PROMPT);
+    let victim = server.logged_worker_pids()[0];
+    send_signal(victim, "KILL");
+    wait_log_count(&server, "spawned worker", 3, PROMPT);
+    // The replacement comes from the new template: it serves v3.
+    let successor = *server.logged_worker_pids().last().unwrap();
+    let deadline = Instant::now() + PROMPT;
+    loop {
+        let r = get_once(server.port(), "/").expect("GET /");
+        if r.pid == Some(successor) {
+            assert_eq!(r.body, b"v3");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "worker {successor} never answered"
+        );
+    }
+}
+
+/// INT and QUIT (fast shutdown) stop the template with the workers.
+#[test]
+fn preload_int_and_quit_stop_the_template_too() {
+    let _x = exclusive();
+    for sig in ["INT", "QUIT"] {
+        let mut server = start_preloaded(&app("sup_app.py"), &[]);
+        let template = template_of(&server);
+        server.signal(sig);
+        assert_eq!(server.wait_exit(PROMPT).code(), Some(0), "{sig}");
+        let log = server.log_text();
+        assert!(
+            log.contains(&format!("template (pid {template}) stopped")),
+            "{sig}: {log}"
+        );
+        assert!(
+            !is_rwsgi_process(template),
+            "{sig}: the template outlived the master"
+        );
+    }
+}
