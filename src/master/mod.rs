@@ -10,6 +10,7 @@ mod preload;
 mod signals;
 mod snapshot;
 pub mod template;
+pub mod template_wire;
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -327,7 +328,7 @@ impl Master {
             }
             for msg in buf[..n].chunks_exact(NOTICE_LEN) {
                 match Notice::decode(msg) {
-                    Some((Notice::Ready, template::TEMPLATE_SLOT, pid)) => {
+                    Some((Notice::Ready, template_wire::TEMPLATE_SLOT, pid)) => {
                         self.on_template_ready(pid)
                     }
                     Some((Notice::Ready, slot, pid)) => self.on_ready(slot, pid),

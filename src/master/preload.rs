@@ -7,7 +7,8 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
 
 use super::pool::ForkFrom;
-use super::template::{Start, TemplateEntry, TemplateExit, Templates, TEMPLATE_SLOT};
+use super::template::{Start, TemplateExit, Templates};
+use super::template_wire::{TemplateEntry, TEMPLATE_SLOT};
 use super::{Master, Phase, WorkerContext, EXIT_APP_LOAD_ERROR};
 use crate::sys::{self, ExitStatus};
 

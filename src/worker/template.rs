@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::master::template::{
+use crate::master::template_wire::{
     encode_reply, ForkRequest, TemplatePipes, REQUEST_LEN, TEMPLATE_SLOT,
 };
 use crate::master::{Notice, WorkerContext, EXIT_APP_LOAD_ERROR};
