@@ -7,32 +7,32 @@ Every server runs 2 single-threaded worker processes on 127.0.0.1 with access
 logging off. wrk (-t1 -c32) drives it directly over HTTP and through one nginx
 (uwsgi_pass for rwsgi and uWSGI, proxy_pass with an upstream keep-alive pool for
 the others). Servers are interleaved over rounds and medians are reported.
+
+The django-io, django-cpu and hello-threads scenarios (threads, issue 13; see
+bench_django.py) and django-memory and django-recycle (preload and recycling,
+issue 15; see bench_memory.py) compare server variants instead: worker and
+thread counts, --preload, --max-requests, on a small Django project.
 Run it through scripts/bench, which installs the peers and builds rwsgi.
 """
 
 import argparse
-import http.client
 import json
 import os
-import platform
 import signal
-import socket
 import statistics
 import subprocess
 import sys
-import threading
-import time
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
+import bench_django
+import bench_memory
 import bench_static
+from bench_common import (CLK_TCK, HOST, ROOT, VENV, WORK, Proc, StartError, cpu_ticks, fmt, free_port,
+                          honours_close, http_get, keepalive_probe, keeps_alive, log, machine_info, pss_mib,
+                          run_wrk, table, tcp_open, wait_ready)
+from bench_nginx import start_nginx
 
-ROOT = Path(__file__).resolve().parent.parent
-WORK = ROOT / ".bench"
-VENV = WORK / "venv"
-HOST = "127.0.0.1"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 ALL_SERVERS = ["rwsgi", "rwsgi-http", "uwsgi", "uwsgi-http", "gunicorn", "granian", "bjoern", "nginx"]
 # uwsgi-http is uWSGI with --http-socket (it closes every connection); behind
 # nginx it would be the same run as uwsgi (--socket), so it has no nginx rows.
@@ -42,6 +42,10 @@ UWSGI_PROTO_SERVERS = {"rwsgi", "uwsgi"}  # behind nginx these speak uwsgi, not 
 DEFAULT_SCENARIOS = ["hello-keepalive", "hello-close", "flask-keepalive", "flask-close",
                      "nginx-hello-keepalive", "nginx-flask-keepalive",
                      "static64k-keepalive", "static100m-keepalive"]
+# Thread, memory and recycling scenarios (issues 13 and 15): rows are server
+# variants (threads, preload, max-requests), run by bench_django.py and bench_memory.py.
+VARIANT_SCENARIOS = {**bench_django.SCENARIOS, **bench_memory.SCENARIOS}
+DEFAULT_SCENARIOS += list(VARIANT_SCENARIOS)
 ALL_SCENARIOS = DEFAULT_SCENARIOS + ["nginx-hello-close", "nginx-flask-close"]
 COLUMNS = [("rps", "req/s", "{:.0f}"), ("rps_spread", "±%", "{:.0f}"), ("p50_ms", "p50 ms", "{:.2f}"), ("p99_ms", "p99 ms", "{:.2f}"),
            ("errors", "errors", "{:.0f}"), ("cpu_us", "CPU µs/req", "{:.1f}"),
@@ -90,185 +94,6 @@ def parse_scenario(name):
     if len(parts) != 2 or parts[0] not in APPS or parts[1] not in ("keepalive", "close"):
         raise ValueError(f"unknown scenario {name!r}; known: {', '.join(ALL_SCENARIOS)}")
     return Scenario(name, parts[0], nginx, parts[1] == "keepalive")
-
-
-def log(msg):
-    print(f"[bench] {msg}", file=sys.stderr, flush=True)
-
-
-# --- processes ------------------------------------------------------------------
-
-def proc_tree(root):
-    """{pid: stat fields after the comm} for root and all its descendants."""
-    stats, kids = {}, {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                raw = f.read()
-        except OSError:
-            continue
-        fields = raw[raw.rindex(")") + 2:].split()
-        stats[int(d)] = fields
-        kids.setdefault(int(fields[1]), []).append(int(d))
-    tree, todo = {}, [root]
-    while todo:
-        pid = todo.pop()
-        if pid in stats:
-            tree[pid] = stats[pid]
-            todo.extend(kids.get(pid, []))
-    return tree
-
-
-def cpu_ticks(root):
-    return sum(int(f[11]) + int(f[12]) for f in proc_tree(root).values())  # utime + stime
-
-
-def pss_mib(root):
-    total_kb = 0
-    for pid in proc_tree(root):
-        try:
-            with open(f"/proc/{pid}/smaps_rollup") as f:
-                total_kb += sum(int(line.split()[1]) for line in f if line.startswith("Pss:"))
-        except OSError:
-            pass
-    return total_kb / 1024
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-class Proc:
-    """A child in its own process group, logging to a file, killed as a group."""
-    live = []
-
-    def __init__(self, argv, logfile, cwd=ROOT):
-        self.argv = [str(a) for a in argv]
-        self.logfile = logfile
-        with open(logfile, "ab") as out:
-            out.write(f"\n$ {' '.join(self.argv)}\n".encode())
-            out.flush()
-            self.p = subprocess.Popen(self.argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out,
-                                      stderr=subprocess.STDOUT, start_new_session=True)
-        self.pid = self.p.pid
-        Proc.live.append(self)
-
-    def alive(self):
-        return self.p.poll() is None
-
-    def tail(self, n=3):
-        """The last lines this start logged, error lines first."""
-        try:
-            text = Path(self.logfile).read_text(errors="replace")
-        except OSError:
-            return ""
-        lines = [x.strip() for x in text[text.rfind("\n$ "):].splitlines()[2:] if x.strip()]
-        errors = [x for x in lines if "error" in x.lower()]
-        return " | ".join((errors or lines)[-n:])
-
-    def stop(self):
-        members = list(proc_tree(self.pid))
-        for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 2.0)):
-            try:
-                os.killpg(self.pid, sig)
-            except ProcessLookupError:
-                pass
-            deadline = time.monotonic() + grace
-            while time.monotonic() < deadline and (self.alive() or any_alive(members)):
-                time.sleep(0.05)
-            if not self.alive() and not any_alive(members):
-                break
-        for pid in members:  # stragglers that left the process group
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        if self in Proc.live:
-            Proc.live.remove(self)
-
-    @classmethod
-    def stop_all(cls):
-        for proc in list(cls.live):
-            proc.stop()
-
-
-def any_alive(pids):
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] != "Z":
-                    return True
-        except OSError:
-            pass
-    return False
-
-
-def http_get(port, path, timeout=2.0):
-    """(status, {lower-case header: value}) of one GET, or None."""
-    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}
-    except (OSError, http.client.HTTPException):
-        return None
-    finally:
-        conn.close()
-
-
-def keeps_alive(port, path):
-    """Does a second request on the same connection get answered?"""
-    conn = http.client.HTTPConnection(HOST, port, timeout=2)
-    try:
-        for _ in range(2):
-            conn.request("GET", path)
-            resp = conn.getresponse()
-            resp.read()
-            if resp.will_close:
-                return False
-        return True
-    except (OSError, http.client.HTTPException):
-        return False
-    finally:
-        conn.close()
-
-
-def honours_close(port, path):
-    """Does the server end the connection after answering a `Connection: close` request?"""
-    try:
-        with socket.create_connection((HOST, port), timeout=2) as s:
-            s.sendall(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode())
-            s.settimeout(1.0)
-            while s.recv(65536):
-                pass
-            return True
-    except OSError:  # includes the timeout: still open after 1 s
-        return False
-
-
-def tcp_open(port):
-    try:
-        socket.create_connection((HOST, port), timeout=0.5).close()
-        return True
-    except OSError:
-        return False
-
-
-def wait_ready(proc, check, deadline_s=30.0):
-    """Poll check() until it is truthy; None if proc dies or the deadline passes."""
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if not proc.alive():
-            return None
-        result = check()
-        if result:
-            return result
-        time.sleep(0.05)
-    return None
 
 
 # --- servers --------------------------------------------------------------------
@@ -334,9 +159,6 @@ def server_argv(server, app, proto, port, opts):
     raise ValueError(server)
 
 
-class StartError(Exception):
-    pass
-
 
 def start_server(server, app, proto, opts):
     """Start a server on a free port; retry a few times if the port was taken."""
@@ -368,141 +190,6 @@ def start_server(server, app, proto, opts):
         if "in use" not in reason.lower():
             raise StartError(reason or "exited before it was ready")
     raise StartError("could not bind a free port")
-
-
-NGINX_CONF = '''\
-daemon off;
-master_process on;
-worker_processes 1;
-error_log {d}/error.log warn;
-pid {d}/nginx.pid;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/client_body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    upstream backend {{
-        server {host}:{backend};
-        {keepalive}
-    }}
-    server {{
-        listen {host}:{port};
-        location / {{
-{location}
-        }}
-    }}
-}}
-'''
-UWSGI_LOCATION = '''\
-            uwsgi_pass backend;
-            uwsgi_param QUERY_STRING $query_string;
-            uwsgi_param REQUEST_METHOD $request_method;
-            uwsgi_param CONTENT_TYPE $content_type;
-            uwsgi_param CONTENT_LENGTH $content_length;
-            uwsgi_param REQUEST_URI $request_uri;
-            uwsgi_param PATH_INFO $document_uri;
-            uwsgi_param DOCUMENT_ROOT $document_root;
-            uwsgi_param SERVER_PROTOCOL $server_protocol;
-            uwsgi_param REQUEST_SCHEME $scheme;
-            uwsgi_param REMOTE_ADDR $remote_addr;
-            uwsgi_param REMOTE_PORT $remote_port;
-            uwsgi_param SERVER_PORT $server_port;
-            uwsgi_param SERVER_NAME $server_name;'''  # as Debian's /etc/nginx/uwsgi_params
-PROXY_LOCATION = '''\
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $host;'''
-
-
-def start_nginx(backend_port, uwsgi_proto, app):
-    d = WORK / "nginx"
-    d.mkdir(parents=True, exist_ok=True)
-    for _ in range(3):
-        port = free_port()
-        conf = NGINX_CONF.format(d=d, host=HOST, backend=backend_port, port=port,
-                                 keepalive="" if uwsgi_proto else "keepalive 32;",
-                                 location=UWSGI_LOCATION if uwsgi_proto else PROXY_LOCATION)
-        (d / "nginx.conf").write_text(conf)
-        proc = Proc(["nginx", "-p", d, "-c", d / "nginx.conf"], WORK / "logs" / "nginx.log")
-        # 502/504: nginx is up but cannot reach the backend yet
-        if wait_ready(proc, lambda: 0 < (http_get(port, app.path) or (0,))[0] < 502, 15.0):
-            return proc, port
-        reason = proc.tail()
-        proc.stop()
-        if "in use" not in reason.lower():
-            raise StartError(f"nginx: {reason or 'not ready'}")
-    raise StartError("nginx: could not bind a free port")
-
-
-# --- load -----------------------------------------------------------------------
-
-WRK_LUA = '''\
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    "BENCHJSON {\\"requests\\":%d,\\"duration_us\\":%d,\\"connect\\":%d,\\"read\\":%d," ..
-    "\\"write\\":%d,\\"status\\":%d,\\"timeout\\":%d,\\"p50_us\\":%d,\\"p99_us\\":%d}\\n",
-    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(99)))
-end
-'''
-
-
-def run_wrk(port, path, seconds, keepalive, connections, extra=()):
-    script = WORK / "report.lua"
-    script.write_text(WRK_LUA)
-    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), *extra]
-    if not keepalive:
-        argv += ["-H", "Connection: close"]
-    argv.append(f"http://{HOST}:{port}{path}")
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60).stdout
-    for line in out.splitlines():
-        if line.startswith("BENCHJSON "):
-            return json.loads(line[len("BENCHJSON "):])
-    raise RuntimeError(f"wrk printed no summary: {out.strip()[-300:]}")
-
-
-def keepalive_probe(port, path, connections, seconds):
-    """Open all connections, then loop requests on each; count those never answered."""
-    conns = [http.client.HTTPConnection(HOST, port, timeout=seconds) for _ in range(connections)]
-    for c in conns:
-        try:
-            c.connect()
-        except OSError:
-            c.close()  # its thread tries again
-    answered = [0] * connections
-    start = threading.Barrier(connections + 1)
-    deadline = [0.0]
-
-    def loop(i):
-        c = conns[i]
-        start.wait()
-        while (left := deadline[0] - time.monotonic()) > 0:
-            try:
-                if c.sock is None:
-                    c.connect()
-                c.sock.settimeout(left)
-                c.request("GET", path)
-                c.getresponse().read()
-                answered[i] += 1
-            except (socket.timeout, TimeoutError):
-                break
-            except (OSError, http.client.HTTPException):
-                c.close()  # closed by the server: reconnect and go on
-        c.close()
-
-    threads = [threading.Thread(target=loop, args=(i,), daemon=True) for i in range(connections)]
-    for t in threads:
-        t.start()
-    deadline[0] = time.monotonic() + seconds
-    start.wait()
-    for t in threads:
-        t.join(seconds + 10)
-    return sum(1 for n in answered if n == 0)
 
 
 # --- one server start: warm-up, then every scenario that can share it ------------
@@ -605,10 +292,6 @@ def run_all(opts, servers, scenarios, records):
 
 # --- report ---------------------------------------------------------------------
 
-def fmt(value, spec):
-    return "-" if value is None else spec.format(value)
-
-
 def summarise(records, servers, scenarios):
     summary = {}
     for sc in scenarios:
@@ -630,14 +313,6 @@ def summarise(records, servers, scenarios):
             med["rps_spread"] = 100 * (max(rps) - min(rps)) / med["rps"] if len(rps) > 1 and med["rps"] else None
             summary.setdefault(sc.name, {})[server] = med
     return summary
-
-
-def table(header, rows):
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    lines = ["  ".join(str(x).ljust(w) if i == 0 else str(x).rjust(w) for i, (x, w) in enumerate(zip(r, widths)))
-             for r in [header] + rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def describe(sc, opts):
@@ -695,30 +370,6 @@ def report(summary, servers, scenarios, opts):
     return "\n".join(out)
 
 
-def machine_info():
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions = {}
-    for pkg in ("uWSGI", "gunicorn", "granian", "bjoern", "Flask"):
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            versions[pkg] = None
-    for name, argv in (("nginx", ["nginx", "-v"]), ("wrk", ["wrk", "-v"])):
-        r = subprocess.run(argv, capture_output=True, text=True)
-        words = (r.stdout + r.stderr).replace("nginx version: nginx/", "").split()
-        versions[name] = words[1] if name == "wrk" and len(words) > 1 else (words[0] if words else None)
-    return {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "nproc": os.cpu_count(), "cpu": model,
-            "kernel": platform.release(), "python": platform.python_version(),
-            "loadavg_at_start": os.getloadavg()[0], "versions": versions}
-
-
 def main():
     ap = argparse.ArgumentParser(prog="scripts/bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -739,18 +390,19 @@ def main():
     opts = ap.parse_args()
     if opts.quick:
         opts.rounds, opts.duration, opts.warmup, opts.probe_secs = 1, 2, 1, 2
-    opts.uwsgi_http_flag, opts.notes = {}, []
+    opts.uwsgi_http_flag, opts.notes, opts.rwsgi_flags = {}, [], {}
     hello = Path(opts.hello_app).resolve()
     APPS["hello"] = App("hello", hello.parent, hello.stem, "application", "/", True)
     servers = [s for s in opts.servers.split(",") if s]
     names = ALL_SCENARIOS if opts.scenarios == "all" else [s for s in opts.scenarios.split(",") if s]
+    variant_scs = [VARIANT_SCENARIOS[n] for n in names if n in VARIANT_SCENARIOS]
     try:
-        scenarios = [parse_scenario(n) for n in names]
+        scenarios = [parse_scenario(n) for n in names if n not in VARIANT_SCENARIOS]
     except ValueError as e:
         ap.error(str(e))
     if bad := [s for s in servers if s not in ALL_SERVERS]:
         ap.error(f"unknown server(s) {', '.join(bad)}; known: {', '.join(ALL_SERVERS)}")
-    if not servers or not scenarios:
+    if not servers or not (scenarios or variant_scs):
         ap.error("nothing to run")
     if not APPS["hello"].file.exists() and any(s.app == "hello" for s in scenarios):
         log(f"warning: {APPS['hello'].file} does not exist; hello scenarios will be n/a")
@@ -758,6 +410,7 @@ def main():
     (WORK / "logs").mkdir(parents=True, exist_ok=True)
     if any(bench_static.is_static(APPS[s.app]) for s in scenarios):
         bench_static.prepare(os.environ)
+    bench_django.prepare(variant_scs)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda signum, _frame: sys.exit(128 + signum))
     meta = machine_info()
@@ -766,14 +419,21 @@ def main():
         log("warning: the machine is busy; other work on its CPUs makes every figure noisier")
     records = []
     try:
-        run_all(opts, servers, scenarios, records)
+        if scenarios:
+            run_all(opts, servers, scenarios, records)
+        bench_django.run_all(opts, servers, [sc for sc in variant_scs if sc.name in bench_django.SCENARIOS], records)
+        bench_memory.run_all(opts, servers, [sc for sc in variant_scs if sc.name in bench_memory.SCENARIOS], records)
     except KeyboardInterrupt:
         log("interrupted: reporting what was measured so far")
     finally:
         Proc.stop_all()
     meta["loadavg_at_end"] = os.getloadavg()[0]
     summary = summarise(records, servers, scenarios)
-    text = report(summary, servers, scenarios, opts)
+    text = report(summary, servers, scenarios, opts) if scenarios else ""
+    for module in (bench_django, bench_memory):
+        lines, more = module.report(records, [sc for sc in variant_scs if sc.name in module.SCENARIOS], opts)
+        text += "\n".join(lines) + ("\n" if lines else "")
+        summary.update(more)
     print(f"# rwsgi benchmark, {meta['date']}\n# {meta['cpu']}, nproc {meta['nproc']}, "
           f"kernel {meta['kernel']}, Python {meta['python']}, load average {meta['loadavg_at_start']:.2f} "
           f"at start, {meta['loadavg_at_end']:.2f} at end\n# "

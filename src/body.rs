@@ -87,6 +87,14 @@ impl Body {
         self.len() == 0
     }
 
+    /// The bytes held in memory (0 once spooled).
+    pub fn memory_len(&self) -> usize {
+        match self {
+            Body::Memory(v) => v.len(),
+            Body::File { .. } => 0,
+        }
+    }
+
     /// Appends body bytes, moving to a temp file once the body would exceed
     /// `threshold` bytes in memory.
     pub fn push(&mut self, data: &[u8], threshold: usize) -> io::Result<()> {

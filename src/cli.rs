@@ -187,6 +187,10 @@ pub struct Cli {
     #[arg(long, value_name = "BYTES")]
     pub post_buffering: Option<usize>,
 
+    /// Request bodies being received may hold at most BYTES of a worker's memory in all; past that they are spooled to temp files [default: 67108864]
+    #[arg(long, value_name = "BYTES")]
+    pub body_memory: Option<usize>,
+
     /// Seconds a client may stay silent mid-request, or take to accept response bytes [default: 60]
     #[arg(long, value_name = "SECONDS")]
     pub http_timeout: Option<u64>,

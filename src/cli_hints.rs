@@ -234,18 +234,6 @@ pub fn for_key(key: &str) -> Option<&'static str> {
         .map(|(_, hint)| *hint)
 }
 
-/// The option a flag alias stands for (`workers` -> `processes`): files and
-/// variables take only the option's own name.
-pub fn alias_of(key: &str) -> Option<&'static str> {
-    use clap::CommandFactory;
-    let cmd = crate::cli::Cli::command();
-    let arg = cmd
-        .get_arguments()
-        .find(|a| a.get_all_aliases().unwrap_or_default().contains(&key))?;
-    // The names live as long as the command; options' names are literals.
-    crate::config::schema::find(arg.get_long()?).map(|(_, k, _)| k)
-}
-
 /// The name in `names` nearest to `word`, if it is close: at most one edit
 /// for a short word, two for a longer one. Further guesses mislead more
 /// than they help.
@@ -357,8 +345,6 @@ mod tests {
 
     #[test]
     fn keys_get_the_same_hints() {
-        assert_eq!(alias_of("workers"), Some("processes"));
-        assert_eq!(alias_of("processes"), None);
         assert!(for_key("statsd-host").is_some_and(|h| h.contains("--metrics")));
         assert_eq!(for_key("no-such-key"), None);
         assert_eq!(

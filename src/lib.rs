@@ -2,6 +2,8 @@
 //! modules, and fuzz targets link the pure parsers in `protocol`.
 //! Module map and dependency rules: DESIGN.md §6.
 
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
+
 pub mod body;
 pub mod cli;
 pub mod cli_hints;
@@ -12,8 +14,10 @@ pub mod process;
 pub mod protocol;
 pub mod scoreboard;
 pub mod socket;
+pub mod start;
 pub mod static_files;
 pub mod stats;
+pub mod supervise;
 pub mod sys;
 pub mod systemd;
 pub mod worker;

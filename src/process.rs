@@ -19,7 +19,11 @@ use crate::sys;
 
 /// Applies the process options. Called before logging is set up, so errors
 /// go back to `main` as text.
-pub fn prepare(config: &Config) -> Result<(), String> {
+///
+/// # Safety
+/// The process must be single-threaded: `--daemonize` forks, and the
+/// environment (`--env`) is written.
+pub unsafe fn prepare(config: &Config) -> Result<(), String> {
     let p = &config.process;
     if let Some(mask) = p.umask {
         sys::set_umask(mask);
@@ -31,7 +35,8 @@ pub fn prepare(config: &Config) -> Result<(), String> {
             .map_err(|e| format!("--logto {}: {e}", path.display()))?;
     }
     if p.daemonize.is_some() {
-        sys::daemonize().map_err(|e| format!("cannot daemonize: {e}"))?;
+        // SAFETY: single-threaded (this function's contract).
+        unsafe { sys::daemonize() }.map_err(|e| format!("cannot daemonize: {e}"))?;
     }
     for (k, v) in &p.env {
         // Single-threaded here, before any fork: nothing reads the

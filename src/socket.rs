@@ -8,6 +8,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use crate::config::{ListenAddr, ListenSpec, Protocol, UnixSocketOptions};
+use crate::sys::users;
 
 /// How long the kernel holds a connection that has sent nothing before it
 /// queues it for accept anyway (then `--http-timeout` applies). One second,
@@ -41,6 +42,76 @@ pub struct Listener {
     pub inherited: bool,
     /// The socket file this process created, for `--vacuum`.
     pub file: Option<SocketFile>,
+    /// What the configuration called it (`http 127.0.0.1:0`): the name a
+    /// re-executed master finds it by after SIGUSR2 ([`Handed`]).
+    pub key: String,
+    /// Taken over from the previous master (SIGUSR2). It is treated as
+    /// `inherited` until this master is ready: one that fails to start
+    /// must leave the previous master's sockets and files alone.
+    pub handed: bool,
+}
+
+/// Sockets the previous master handed to this one when it re-executed the
+/// binary (SIGUSR2, DESIGN.md §2), by the [`Listener::key`] they had.
+#[derive(Debug, Default)]
+pub struct Handed(Vec<(String, OwnedFd)>);
+
+impl Handed {
+    /// The variable that names them: one `KEY=FD` line each.
+    pub const VAR: &'static str = "RWSGI_UPGRADE_FDS";
+
+    /// The `VAR` value for sockets given as (key, fd).
+    pub fn encode<'a>(sockets: impl Iterator<Item = (&'a str, RawFd)>) -> String {
+        sockets.map(|(key, fd)| format!("{key}={fd}\n")).collect()
+    }
+
+    /// Reads and removes [`Handed::VAR`]. Call it once, in the master before
+    /// any fork or thread (like `systemd::listen_specs`).
+    pub fn from_env() -> Result<Handed, String> {
+        let Some(value) = std::env::var_os(Handed::VAR) else {
+            return Ok(Handed::default());
+        };
+        std::env::remove_var(Handed::VAR);
+        let bad = |why: String| format!("{}: {why} (set by a previous rwsgi master)", Handed::VAR);
+        let value = value.into_string().map_err(|_| bad("not UTF-8".into()))?;
+        let mut handed = Handed::default();
+        for line in value.lines() {
+            let (key, fd) = line
+                .rsplit_once('=')
+                .ok_or_else(|| bad(format!("{line:?} is not KEY=FD")))?;
+            let fd: RawFd = fd
+                .parse()
+                .ok()
+                .filter(|fd| *fd > 2)
+                .ok_or_else(|| bad(format!("{line:?}: not an fd above 2")))?;
+            if handed.0.iter().any(|(_, o)| o.as_raw_fd() == fd) {
+                return Err(bad(format!("fd {fd} named twice")));
+            }
+            check_listening(fd).map_err(|e| bad(e.to_string()))?;
+            // SAFETY: the previous master left `fd` open for this process
+            // and named it only here (the variable is removed, and an fd
+            // named twice was refused), so nothing else owns it.
+            let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+            crate::sys::set_cloexec(fd, true).map_err(|e| bad(format!("fd {fd}: {e}")))?;
+            handed.0.push((key.to_string(), owned));
+        }
+        Ok(handed)
+    }
+
+    fn take(&mut self, key: &str) -> Option<OwnedFd> {
+        let i = self.0.iter().position(|(k, _)| k == key)?;
+        Some(self.0.swap_remove(i).1)
+    }
+
+    /// Closes the sockets no listener took (the configuration changed).
+    pub fn close_unused(self) {
+        for (key, fd) in self.0 {
+            log::info!(
+                "upgrade: {key} (fd {}) is no longer configured; closed",
+                fd.as_raw_fd()
+            );
+        }
+    }
 }
 
 /// A unix socket file as this process created it: `--vacuum` removes the
@@ -84,18 +155,24 @@ impl Listener {
     }
 }
 
-/// Binds every listener of the configuration; the error names the address.
+/// Binds every listener of the configuration, or takes the socket a
+/// previous master `handed` over for it; the error names the address.
 pub fn bind_all(
     specs: &[ListenSpec],
     backlog: u32,
     defer_accept: bool,
     unix: &UnixSocketOptions,
+    handed: &mut Handed,
 ) -> Result<Vec<Listener>, String> {
     specs
         .iter()
         .map(|spec| {
-            let l = bind(spec, backlog, defer_accept, unix)
-                .map_err(|e| format!("cannot listen on {}: {e}", spec.addr))?;
+            let key = format!("{} {}", spec.protocol.name(), spec.addr);
+            let l = match handed.take(&key) {
+                Some(fd) => take_over(fd, spec.protocol, key),
+                None => bind(spec, backlog, defer_accept, unix, key),
+            }
+            .map_err(|e| format!("cannot listen on {}: {e}", spec.addr))?;
             if let Some(f) = &l.file {
                 if let Some(w) = perms_warning(&f.path, unix) {
                     log::warn!("{w}");
@@ -106,14 +183,25 @@ pub fn bind_all(
         .collect()
 }
 
-/// Binds one master-only endpoint (stats, metrics).
-pub fn bind_endpoint(addr: &ListenAddr, unix: &UnixSocketOptions) -> Result<Listener, String> {
+/// Binds one master-only endpoint (stats, metrics) named `name`, or takes
+/// the socket a previous master `handed` over for it.
+pub fn bind_endpoint(
+    name: &str,
+    addr: &ListenAddr,
+    unix: &UnixSocketOptions,
+    handed: &mut Handed,
+) -> Result<Listener, String> {
     let spec = ListenSpec {
         addr: addr.clone(),
         protocol: Protocol::Http,
     };
-    // Never deferred: the stats server speaks first, its clients send nothing.
-    bind(&spec, 128, false, unix).map_err(|e| format!("cannot listen on {addr}: {e}"))
+    let key = format!("{name} {addr}");
+    match handed.take(&key) {
+        Some(fd) => take_over(fd, spec.protocol, key),
+        // Never deferred: the stats server speaks first, its clients send nothing.
+        None => bind(&spec, 128, false, unix, key),
+    }
+    .map_err(|e| format!("cannot listen on {addr}: {e}"))
 }
 
 fn bind(
@@ -121,10 +209,11 @@ fn bind(
     backlog: u32,
     defer_accept: bool,
     unix: &UnixSocketOptions,
+    key: String,
 ) -> io::Result<Listener> {
     let mut file = None;
     let (fd, addr): (OwnedFd, BoundAddr) = match &spec.addr {
-        ListenAddr::Fd(fd) => return inherit(*fd, spec.protocol),
+        ListenAddr::Fd(fd) => return inherit(*fd, spec.protocol, key),
         ListenAddr::Tcp(a) => {
             // std sets SO_REUSEADDR, so a restart does not wait out TIME_WAIT.
             let l = std::net::TcpListener::bind(a)?;
@@ -159,13 +248,56 @@ fn bind(
         protocol: spec.protocol,
         inherited: false,
         file,
+        key,
+        handed: false,
+    })
+}
+
+/// Takes over a socket the previous master bound and handed over. Once this
+/// master is ready it owns it (shuts it at the end, `--vacuum` removes its
+/// file); until then it is left as the previous master's.
+fn take_over(fd: OwnedFd, protocol: Protocol, key: String) -> io::Result<Listener> {
+    let (fd, addr) = bound_addr(fd)?;
+    let file = match &addr {
+        BoundAddr::Unix(path) if path.is_absolute() => Some(SocketFile::of(path)?),
+        _ => None,
+    };
+    Ok(Listener {
+        fd,
+        addr,
+        protocol,
+        inherited: true,
+        file,
+        key,
+        handed: true,
     })
 }
 
 /// Takes over an inherited listening socket: checks it is a listening stream
 /// socket (TCP or unix), makes it non-blocking and close-on-exec. Its backlog
 /// stays what its creator chose (systemd's `Backlog=`).
-fn inherit(fd: RawFd, protocol: Protocol) -> io::Result<Listener> {
+fn inherit(fd: RawFd, protocol: Protocol, key: String) -> io::Result<Listener> {
+    check_listening(fd)?;
+    crate::sys::set_nonblocking(fd)?;
+    crate::sys::set_cloexec(fd, true)?;
+    // SAFETY: the fd is open and inherited from our parent; nothing else in
+    // this process owns it (systemd::listen_specs refuses an fd named twice).
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let (fd, addr) = bound_addr(owned)?;
+    Ok(Listener {
+        fd,
+        addr,
+        protocol,
+        inherited: true,
+        file: None,
+        key,
+        handed: false,
+    })
+}
+
+/// Checks that `fd` is an open, listening TCP or unix stream socket; the
+/// error says what it is instead.
+fn check_listening(fd: RawFd) -> io::Result<()> {
     use crate::sys;
     let invalid = |msg: String| io::Error::new(io::ErrorKind::InvalidInput, msg);
     match sys::fd_kind(fd) {
@@ -196,12 +328,14 @@ fn inherit(fd: RawFd, protocol: Protocol) -> io::Result<Listener> {
             "fd {fd} is a socket but not listening (for systemd: Accept=no, the default)"
         )));
     }
-    sys::set_nonblocking(fd)?;
-    sys::set_cloexec(fd, true)?;
-    // SAFETY: the fd is open and inherited from our parent; nothing else in
-    // this process owns it (systemd::listen_specs refuses an fd named twice).
-    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    let (fd, addr) = if domain == libc::AF_UNIX {
+    Ok(())
+}
+
+/// The address a listening socket is bound to.
+fn bound_addr(owned: OwnedFd) -> io::Result<(OwnedFd, BoundAddr)> {
+    let fd = owned.as_raw_fd();
+    let domain = crate::sys::socket_option(fd, libc::SO_DOMAIN)?;
+    Ok(if domain == libc::AF_UNIX {
         use std::os::linux::net::SocketAddrExt;
         let l = std::os::unix::net::UnixListener::from(owned);
         let a = l.local_addr()?;
@@ -215,13 +349,6 @@ fn inherit(fd: RawFd, protocol: Protocol) -> io::Result<Listener> {
         let l = std::net::TcpListener::from(owned);
         let a = l.local_addr()?;
         (OwnedFd::from(l), BoundAddr::Tcp(a))
-    };
-    Ok(Listener {
-        fd,
-        addr,
-        protocol,
-        inherited: true,
-        file: None,
     })
 }
 
@@ -280,8 +407,11 @@ fn apply_unix_options(path: &Path, opts: &UnixSocketOptions) -> io::Result<()> {
             Some((u, g)) => (u, Some(g)),
             None => (owner.as_str(), None),
         };
-        let uid = resolve_user(user)?;
-        let gid = group.map(resolve_group).transpose()?;
+        let uid = users::resolve_user(user).ok_or_else(|| not_found("user", user))?;
+        let gid = match group {
+            Some(g) => Some(users::resolve_group(g).ok_or_else(|| not_found("group", g))?),
+            None => None,
+        };
         std::os::unix::fs::chown(path, Some(uid), gid)?;
     }
     Ok(())
@@ -292,28 +422,6 @@ fn not_found(what: &str, name: &str) -> io::Error {
         io::ErrorKind::NotFound,
         format!("--chown-socket: no {what} {name:?}"),
     )
-}
-
-/// A user name or number to a uid.
-pub fn resolve_user(name: &str) -> io::Result<u32> {
-    if let Ok(uid) = name.parse() {
-        return Ok(uid);
-    }
-    match nix::unistd::User::from_name(name) {
-        Ok(Some(u)) => Ok(u.uid.as_raw()),
-        _ => Err(not_found("user", name)),
-    }
-}
-
-/// A group name or number to a gid.
-pub fn resolve_group(name: &str) -> io::Result<u32> {
-    if let Ok(gid) = name.parse() {
-        return Ok(gid);
-    }
-    match nix::unistd::Group::from_name(name) {
-        Ok(Some(g)) => Ok(g.gid.as_raw()),
-        _ => Err(not_found("group", name)),
-    }
 }
 
 /// A socket file left by a previous run is replaced, but only when nothing

@@ -9,7 +9,7 @@ use super::schema::{self, Kind};
 use super::ConfigError;
 
 fn fail<T>(msg: String) -> Result<T, LoadError> {
-    Err(LoadError::Config(ConfigError(msg)))
+    Err(LoadError::Config(ConfigError::Source(msg)))
 }
 
 /// The line where `key` is set in `[table]` (1-based; 0 if not found).
@@ -154,7 +154,7 @@ pub fn load(path: &Path) -> Result<Vec<Setting>, LoadError> {
                 ));
             }
             let values = convert(value, kind).map_err(|why| {
-                LoadError::Config(ConfigError(format!(
+                LoadError::Config(ConfigError::Source(format!(
                     "{at}: [{table}] {key} {why}, not {}",
                     type_name(value)
                 )))
@@ -175,7 +175,7 @@ fn key_hint(key: &str) -> Option<String> {
     if let Some(h) = crate::cli_hints::for_key(&key) {
         return Some(format!("{key} is not an rwsgi option: {h}"));
     }
-    crate::cli_hints::alias_of(&key)
+    schema::alias_of(&key)
         .map(|k| format!("the key is \"{k}\" (--{key} is its alias on the command line)"))
 }
 

@@ -51,7 +51,7 @@ struct FileVars {
 
 pub fn load(path: &Path, env: &[(String, String)]) -> Result<Vec<Setting>, LoadError> {
     let shown = path.display().to_string();
-    let fail = |msg: String| LoadError::Config(ConfigError(msg));
+    let fail = |msg: String| LoadError::Config(ConfigError::Source(msg));
     let text = read(path).map_err(|e| fail(format!("--ini {shown}: {e}")))?;
     let lines = section(&text);
     if lines.is_empty() {

@@ -53,7 +53,7 @@ pub(super) struct Setting {
 }
 
 fn err<T>(msg: String) -> Result<T, LoadError> {
-    Err(LoadError::Config(ConfigError(msg)))
+    Err(LoadError::Config(ConfigError::Source(msg)))
 }
 
 /// Merges all layers. `env` is the process environment.
@@ -227,7 +227,7 @@ fn blame(
                     .next()
                     .unwrap_or("")
                     .trim_start_matches("error: ");
-                return LoadError::Config(ConfigError(format!("{src}: {key}: {why}")));
+                return LoadError::Config(ConfigError::Source(format!("{src}: {key}: {why}")));
             }
         }
     }
@@ -262,12 +262,15 @@ fn from_env(
         if opt == "CONFIG" || opt.starts_with("TEST_") || opt == "BIN" {
             continue; // the config path itself, and the test and bench scripts' own
         }
+        if opt.starts_with("UPGRADE_") {
+            continue; // what a master hands its successor on SIGUSR2 (master::upgrade)
+        }
         let key = opt.to_ascii_lowercase().replace('_', "-");
         let Some((_, key, kind)) = schema::find(&key) else {
             let var = |k: &str| format!("RWSGI_{}", k.to_ascii_uppercase().replace('-', "_"));
             let hint = if let Some(h) = crate::cli_hints::for_key(&key) {
                 format!("; {h}")
-            } else if let Some(k) = crate::cli_hints::alias_of(&key) {
+            } else if let Some(k) = schema::alias_of(&key) {
                 format!("; the variable is {}", var(k))
             } else if crate::cli::COMPAT_FLAGS.contains(&key.as_str()) {
                 "; rwsgi always behaves so: leave it out".to_string()
@@ -329,14 +332,14 @@ fn from_platform(getenv: &dyn Fn(&str) -> Option<String>) -> Vec<Setting> {
     out
 }
 
-/// Adds where an option came from to an error that names its flag, so a
-/// bad value in a file points at the file and line.
+/// Adds where an option came from to an invalid value, so a bad value in
+/// a file points at the file and line.
 pub fn annotate(e: ConfigError, sources: &BTreeMap<&'static str, String>) -> ConfigError {
-    let flag =
-        e.0.split(|c: char| c.is_whitespace() || c == ':')
-            .find_map(|w| w.strip_prefix("--"));
-    match flag.and_then(|f| sources.get(f)) {
-        Some(src) if src != "command line" => ConfigError(format!("{} (set by {src})", e.0)),
+    match e.option().and_then(|o| sources.get(o)) {
+        Some(src) if src != "command line" => ConfigError::SetBy {
+            source: src.clone(),
+            error: Box::new(e),
+        },
         _ => e,
     }
 }

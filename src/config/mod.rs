@@ -1,41 +1,48 @@
 //! The effective configuration: defaults merged with what the user gave, and
 //! validated in one place. Everything downstream reads a `Config`, never flags.
 
+mod app;
+mod error;
 mod file;
 mod ini;
 pub mod layers;
 mod listen;
 mod paths;
+mod process_options;
 pub mod python;
 pub mod ranges;
 pub mod schema;
 mod static_map;
 
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::Cli;
-pub use crate::master::ReloadMode;
-use paths::{absolute, absolute_addr, resolve_paths};
+use paths::{absolute_addr, resolve_paths};
 
+use app::validate_app;
+pub use app::AppSource;
+use error::err;
+pub use error::ConfigError;
 pub use listen::{parse_listen, ListenAddr, ListenSpec, Protocol};
+use process_options::process_options;
+pub use process_options::ProcessOptions;
 pub use static_map::StaticMap;
 
-/// How the worker finds the WSGI callable.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AppSource {
-    /// `package.module` plus the callable name.
-    Module { module: String, callable: String },
-    /// A Python file plus the callable name.
-    File { path: PathBuf, callable: String },
+/// How a reload replaces workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadMode {
+    /// One new worker at a time; each ready one retires one old worker.
+    Rolling,
+    /// All new workers at once; old ones retire as new ones become ready.
+    All,
 }
 
-impl fmt::Display for AppSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl ReloadMode {
+    pub fn name(self) -> &'static str {
         match self {
-            AppSource::Module { module, callable } => write!(f, "{module}:{callable}"),
-            AppSource::File { path, callable } => write!(f, "{}:{callable}", path.display()),
+            ReloadMode::Rolling => "rolling",
+            ReloadMode::All => "all",
         }
     }
 }
@@ -72,22 +79,6 @@ pub struct Config {
     pub recycle: Recycle,
     /// `--static-map` and its companions.
     pub static_files: StaticMap,
-}
-
-/// The process around the server: files, identity, environment.
-#[derive(Debug, Clone, Default)]
-pub struct ProcessOptions {
-    pub pidfile: Option<PathBuf>,
-    /// `--daemonize`: detach and log to this file.
-    pub daemonize: Option<PathBuf>,
-    /// Where logs go (`--logto`, or the `--daemonize` file); stderr if None.
-    pub logto: Option<PathBuf>,
-    /// Workers drop to this uid/gid after fork.
-    pub uid: Option<u32>,
-    pub gid: Option<u32>,
-    pub umask: Option<u32>,
-    /// `--env KEY=VALUE` pairs for the app.
-    pub env: Vec<(String, String)>,
 }
 
 /// How requests are logged.
@@ -134,45 +125,11 @@ pub struct Limits {
     pub limit_post: u64,
     /// Bodies larger than this are spooled to a temp file.
     pub post_buffering: usize,
+    /// What bodies still being received may hold in a worker's memory in
+    /// all; beyond it they are spooled too.
+    pub body_memory: usize,
     pub http_timeout: Duration,
     pub keepalive_timeout: Duration,
-}
-
-/// A configuration error: what is wrong and how to fix it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(pub String);
-
-impl fmt::Display for ConfigError {
-    /// A message that echoes a huge value (a 100 MB key in a file, say) is
-    /// cut in the middle: its start names the option, its end the fix.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const KEEP: usize = 600;
-        let m = &self.0;
-        if m.len() <= 3 * KEEP {
-            return f.write_str(m);
-        }
-        // (str::floor_char_boundary is newer than our rust-version.)
-        let head = (0..=KEEP)
-            .rev()
-            .find(|&i| m.is_char_boundary(i))
-            .unwrap_or(0);
-        let tail = (m.len() - KEEP..=m.len())
-            .find(|&i| m.is_char_boundary(i))
-            .unwrap_or(m.len());
-        write!(
-            f,
-            "{}[... {} bytes cut ...]{}",
-            &m[..head],
-            tail - head,
-            &m[tail..]
-        )
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
-    Err(ConfigError(msg.into()))
 }
 
 impl Config {
@@ -270,7 +227,8 @@ impl Config {
             ("--socket", &cli.socket, Protocol::Uwsgi),
         ] {
             for a in addrs {
-                let addr = parse_listen(a).map_err(|e| ConfigError(format!("{flag} {a}: {e}")))?;
+                let addr = parse_listen(a)
+                    .map_err(|e| ConfigError::invalid(format!("{flag} {a}: {e}")))?;
                 listen.push(ListenSpec {
                     addr: absolute_addr(addr),
                     protocol,
@@ -289,7 +247,7 @@ impl Config {
                         .ok()
                         .filter(|&v| v <= 0o7777)
                         .ok_or_else(|| {
-                            ConfigError(format!(
+                            ConfigError::invalid(format!(
                                 "--chmod-socket {m:?}: expected an octal mode like 660"
                             ))
                         })?,
@@ -311,7 +269,7 @@ impl Config {
             ));
         }
         let post_fork = match &cli.post_fork {
-            Some(spec) => Some(python::check_post_fork(spec).map_err(ConfigError)?),
+            Some(spec) => Some(python::check_post_fork(spec).map_err(ConfigError::invalid)?),
             None => None,
         };
         let threads = cli.threads.unwrap_or(1);
@@ -355,6 +313,7 @@ impl Config {
             max_headers,
             limit_post: cli.limit_post.unwrap_or(0),
             post_buffering: cli.post_buffering.unwrap_or(1024 * 1024),
+            body_memory: cli.body_memory.unwrap_or(64 * 1024 * 1024),
             http_timeout: secs(cli.http_timeout, 60, "http-timeout")?,
             keepalive_timeout: secs(cli.keepalive_timeout, 30, "keepalive-timeout")?,
         };
@@ -371,7 +330,7 @@ impl Config {
                     home.display()
                 ));
             }
-            python::check_home(home).map_err(ConfigError)?;
+            python::check_home(home).map_err(ConfigError::invalid)?;
         }
         let reload_mode = match cli.reload_mode.as_deref().unwrap_or("rolling") {
             "rolling" => ReloadMode::Rolling,
@@ -389,12 +348,12 @@ impl Config {
             format: crate::log::access::Format::parse(
                 cli.log_format.as_deref().unwrap_or("default"),
             )
-            .map_err(ConfigError)?,
+            .map_err(ConfigError::invalid)?,
             x_forwarded_for: cli.log_x_forwarded_for,
             trusted: crate::log::access::Trusted::parse(
                 cli.trusted_proxies.as_deref().unwrap_or("127.0.0.1,::1"),
             )
-            .map_err(ConfigError)?,
+            .map_err(ConfigError::invalid)?,
             slow: cli.log_slow.map(Duration::from_millis),
         };
         let endpoint = |flag: &str, v: &Option<String>| {
@@ -402,7 +361,7 @@ impl Config {
                 .map(|a| {
                     parse_listen(a)
                         .map(absolute_addr)
-                        .map_err(|e| ConfigError(format!("{flag} {a}: {e}")))
+                        .map_err(|e| ConfigError::invalid(format!("{flag} {a}: {e}")))
                 })
                 .transpose()
         };
@@ -445,129 +404,6 @@ impl Config {
     }
 }
 
-fn process_options(cli: &Cli) -> Result<ProcessOptions, ConfigError> {
-    let uid = match &cli.uid {
-        Some(u) => Some(crate::socket::resolve_user(u).map_err(|_| {
-            ConfigError(format!(
-                "--uid {u:?}: no such user (give a name from /etc/passwd or a number)"
-            ))
-        })?),
-        None => None,
-    };
-    let gid = match (&cli.gid, &cli.uid) {
-        (Some(g), _) => Some(crate::socket::resolve_group(g).map_err(|_| {
-            ConfigError(format!(
-                "--gid {g:?}: no such group (give a name from /etc/group or a number)"
-            ))
-        })?),
-        // Without --gid, the user's primary group.
-        (None, Some(u)) => {
-            let user = uid.and_then(|id| {
-                nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(id))
-                    .ok()
-                    .flatten()
-            });
-            match user {
-                Some(user) => Some(user.gid.as_raw()),
-                // Never leave the workers in root's group by accident.
-                None => {
-                    return err(format!(
-                        "--uid {u}: this user has no passwd entry, so its group is unknown; give --gid too"
-                    ))
-                }
-            }
-        }
-        (None, None) => None,
-    };
-    let umask = match &cli.umask {
-        Some(m) => Some(
-            u32::from_str_radix(m, 8)
-                .ok()
-                .filter(|&v| v <= 0o777)
-                .ok_or_else(|| {
-                    ConfigError(format!("--umask {m:?}: expected an octal mask like 022"))
-                })?,
-        ),
-        None => None,
-    };
-    let mut env = Vec::new();
-    for kv in &cli.env {
-        match kv.split_once('=') {
-            Some((k, v)) if !k.is_empty() && !k.contains('\0') && !v.contains('\0') => {
-                env.push((k.to_string(), v.to_string()))
-            }
-            _ => return err(format!("--env {kv:?}: expected KEY=VALUE")),
-        }
-    }
-    Ok(ProcessOptions {
-        // Absolute, from the start directory: workers reopen the log file
-        // (USR1) after --chdir.
-        pidfile: cli.pidfile.as_deref().map(absolute),
-        daemonize: cli.daemonize.as_deref().map(absolute),
-        logto: cli
-            .logto
-            .as_deref()
-            .or(cli.daemonize.as_deref())
-            .map(absolute),
-        uid,
-        gid,
-        umask,
-        env,
-    })
-}
-
-/// Checks what can be checked without Python: a file that is not there is a
-/// clear error before any worker is forked.
-fn validate_app(app: &AppSource) -> Result<(), ConfigError> {
-    match app {
-        AppSource::File { path, callable } => {
-            if callable.is_empty() {
-                return err("--callable is empty");
-            }
-            if path.extension().is_some_and(|e| e != "py") || path.is_dir() {
-                return err(format!(
-                    "--wsgi-file {}: expected a Python file (.py)",
-                    path.display()
-                ));
-            }
-            // Relative paths were made absolute (resolve_paths).
-            if path.is_absolute() && !path.is_file() {
-                return err(format!("--wsgi-file {}: no such file", path.display()));
-            }
-            Ok(())
-        }
-        AppSource::Module { module, callable } => {
-            if !module.is_empty() && module.bytes().all(|b| b.is_ascii_digit()) {
-                return err(format!(
-                    "--module {module:?} looks like a worker count: rwsgi's -w is uWSGI's \
-                     --module; for {module} workers use --processes {module} (-p)"
-                ));
-            }
-            let valid = !module.is_empty()
-                && module
-                    .split('.')
-                    .all(|p| !p.is_empty() && p.chars().all(|c| c.is_alphanumeric() || c == '_'));
-            if !valid {
-                return err(format!(
-                    "--module {module:?} is not a Python module path (like package.module:callable)"
-                ));
-            }
-            if callable.is_empty() {
-                return err(format!(
-                    "--module {module}: the callable after ':' is empty"
-                ));
-            }
-            if callable.contains('(') {
-                return err(format!(
-                    "--module {module}:{callable}: rwsgi calls no app factory; define the app \
-                     in the module (application = {callable}) and name that"
-                ));
-            }
-            Ok(())
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -593,18 +429,6 @@ mod tests {
     }
 
     #[test]
-    fn a_huge_value_is_not_echoed_whole() {
-        let key = "k".repeat(10_000_000);
-        let e = ConfigError(format!("--x {key}\u{e9}: unknown; the fix")).to_string();
-        assert!(e.len() < 2000, "{} bytes", e.len());
-        assert!(
-            e.starts_with("--x kkk") && e.ends_with("kk\u{e9}: unknown; the fix"),
-            "{e}"
-        );
-        assert!(e.contains("bytes cut"), "{e}");
-    }
-
-    #[test]
     fn errors_name_the_flag_and_fix() {
         let cases: [(&[&str], &str); 6] = [
             (&["--http", ":80"], "--module"),
@@ -622,7 +446,7 @@ mod tests {
         ];
         for (args, needle) in cases {
             let e = Config::from_cli(cli(args)).unwrap_err();
-            assert!(e.0.contains(needle), "{args:?}: {e}");
+            assert!(e.message().contains(needle), "{args:?}: {e}");
         }
     }
 }

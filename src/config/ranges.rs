@@ -22,6 +22,7 @@ pub const MAXIMA: &[(&str, u64, &str)] = &[
     ("log-slow", DAY * 1000, "milliseconds (one day)"),
     ("buffer-size", 16 * MIB, "bytes (16 MiB)"),
     ("post-buffering", 1024 * MIB, "bytes (1 GiB)"),
+    ("body-memory", 1024 * 1024 * MIB, "bytes (1 TiB)"),
     ("limit-post", 1024 * 1024 * MIB, "bytes (1 TiB)"),
     ("reload-on-rss", 1024 * 1024, "MB (1 TiB)"),
     ("max-requests", 1_000_000_000_000, "requests"),
@@ -29,7 +30,7 @@ pub const MAXIMA: &[(&str, u64, &str)] = &[
 ];
 
 /// The numeric options as given (None = not set).
-fn given(cli: &Cli) -> [(&'static str, Option<u64>); 13] {
+fn given(cli: &Cli) -> [(&'static str, Option<u64>); 14] {
     let size = |v: Option<usize>| v.map(|v| u64::try_from(v).unwrap_or(u64::MAX));
     [
         ("http-timeout", cli.http_timeout),
@@ -41,6 +42,7 @@ fn given(cli: &Cli) -> [(&'static str, Option<u64>); 13] {
         ("log-slow", cli.log_slow),
         ("buffer-size", size(cli.buffer_size)),
         ("post-buffering", size(cli.post_buffering)),
+        ("body-memory", size(cli.body_memory)),
         ("limit-post", cli.limit_post),
         ("reload-on-rss", cli.reload_on_rss),
         ("max-requests", cli.max_requests),
@@ -56,7 +58,7 @@ pub fn check(cli: &Cli) -> Result<(), ConfigError> {
             continue;
         };
         if value > max {
-            return Err(ConfigError(format!(
+            return Err(ConfigError::invalid(format!(
                 "--{name} {value} is more than the maximum, {max} {unit}"
             )));
         }
@@ -86,12 +88,18 @@ mod tests {
                 "{name} at its maximum"
             );
             let over = (max + 1).to_string();
-            let e = check(&cli(&[&flag, &over])).unwrap_err().0;
+            let e = check(&cli(&[&flag, &over]))
+                .unwrap_err()
+                .message()
+                .to_string();
             assert_eq!(
                 e,
                 format!("{flag} {over} is more than the maximum, {max} {unit}")
             );
-            let e = check(&cli(&[&flag, &u64::MAX.to_string()])).unwrap_err().0;
+            let e = check(&cli(&[&flag, &u64::MAX.to_string()]))
+                .unwrap_err()
+                .message()
+                .to_string();
             assert!(e.contains(&max.to_string()), "{e}");
         }
     }

@@ -55,6 +55,7 @@ pub const OPTIONS: &[(&str, &str, Kind)] = &[
     ("limits", "max-headers", Kind::Int),
     ("limits", "limit-post", Kind::Int),
     ("limits", "post-buffering", Kind::Int),
+    ("limits", "body-memory", Kind::Int),
     ("limits", "http-timeout", Kind::Int),
     ("limits", "keepalive-timeout", Kind::Int),
     ("log", "log-level", Kind::Str),
@@ -81,6 +82,18 @@ pub fn suggest(key: &str) -> Option<&'static str> {
     crate::cli_hints::closest(&key, OPTIONS.iter().map(|(_, k, _)| *k))
 }
 
+/// The option a flag alias stands for (`workers` -> `processes`): files and
+/// variables take only the option's own name.
+pub fn alias_of(key: &str) -> Option<&'static str> {
+    use clap::CommandFactory;
+    let cmd = crate::cli::Cli::command();
+    let arg = cmd
+        .get_arguments()
+        .find(|a| a.get_all_aliases().unwrap_or_default().contains(&key))?;
+    // The names live as long as the command; options' names are literals.
+    find(arg.get_long()?).map(|(_, k, _)| k)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,6 +104,8 @@ mod tests {
         assert_eq!(suggest("proceses"), Some("processes"));
         assert_eq!(suggest("htp"), Some("http"));
         assert_eq!(suggest("completely-unrelated"), None);
+        assert_eq!(alias_of("workers"), Some("processes"));
+        assert_eq!(alias_of("processes"), None);
     }
 
     #[test]

@@ -54,7 +54,7 @@ pub fn short_key<'a>(table: &str, key: &'a str) -> &'a str {
 }
 
 fn err<T>(msg: String) -> Result<T, ConfigError> {
-    Err(ConfigError(msg))
+    Err(ConfigError::invalid(msg))
 }
 
 /// Checks the three flags; relative directories are the start directory's.
@@ -227,8 +227,8 @@ mod tests {
         ];
         for (map, index, expires, needle) in cases {
             let e = parse(&map, index, expires).unwrap_err();
-            assert!(e.0.contains(needle), "{map:?}: {e}");
-            assert!(e.0.starts_with("--static"), "{e}");
+            assert!(e.message().contains(needle), "{map:?}: {e}");
+            assert!(e.message().starts_with("--static"), "{e}");
         }
         let _ = std::fs::remove_file(file);
     }

@@ -18,6 +18,10 @@ impl Master {
             if graceful { "graceful" } else { "fast" },
             self.pool.len(),
         );
+        if self.upgrading() {
+            log::info!("an upgrade is under way: the sockets are left to the new master");
+            self.leave_sockets_to_new_master();
+        }
         self.set_phase(Phase::ShuttingDown);
         if let Some(t) = &mut self.templates {
             // A template serves nobody: it goes at once (one still
@@ -63,10 +67,12 @@ impl Master {
         }
         // USR2: each worker takes what is queued, then shuts the shared
         // listeners, so later connections are refused, never queued and reset.
-        self.pool.stop_all(if graceful {
-            libc::SIGUSR2
-        } else {
-            libc::SIGINT
+        // After an upgrade's handover the listeners are the new master's:
+        // TERM stops each worker alone, as in a reload.
+        self.pool.stop_all(match (graceful, self.handed_over) {
+            (true, false) => libc::SIGUSR2,
+            (true, true) => libc::SIGTERM,
+            (false, _) => libc::SIGINT,
         });
         let kill_at = crate::sys::deadline(Instant::now(), grace);
         self.kill_at = Some(self.kill_at.map_or(kill_at, |k| k.min(kill_at)));

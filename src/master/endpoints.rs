@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
@@ -29,6 +29,17 @@ pub enum Kind {
     StatsHttp,
     /// Prometheus text at `/metrics`.
     Metrics,
+}
+
+impl Kind {
+    /// The name a socket of this kind is handed over by (SIGUSR2).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Stats => "stats",
+            Kind::StatsHttp => "stats-http",
+            Kind::Metrics => "metrics",
+        }
+    }
 }
 
 enum Sock {
@@ -70,6 +81,8 @@ struct Client {
 
 pub struct Endpoints {
     listeners: Vec<(Kind, Sock)>,
+    /// Each listener's key and fd, to hand them over (SIGUSR2).
+    keys: Vec<(String, RawFd)>,
     clients: HashMap<usize, Client>,
     next: usize,
 }
@@ -78,12 +91,19 @@ impl Endpoints {
     /// Takes ownership of the bound endpoint sockets and registers them.
     pub fn new(bound: Vec<(Kind, Listener)>, registry: &Registry) -> io::Result<Endpoints> {
         let mut listeners = Vec::new();
+        let keys = bound
+            .iter()
+            .map(|(_, l)| (l.key.clone(), l.raw_fd()))
+            .collect();
         for (i, (kind, l)) in bound.into_iter().enumerate() {
-            let fd = l.fd.into_raw_fd(); // ownership moves to the mio listener below
-                                         // SAFETY: `fd` is a bound, listening, non-blocking socket we own.
+            // The fd's ownership moves into the mio listener (one owner).
             let mut sock = match l.addr {
-                BoundAddr::Tcp(_) => Sock::TcpListener(unsafe { TcpListener::from_raw_fd(fd) }),
-                BoundAddr::Unix(_) => Sock::UnixListener(unsafe { UnixListener::from_raw_fd(fd) }),
+                BoundAddr::Tcp(_) => {
+                    Sock::TcpListener(TcpListener::from_std(std::net::TcpListener::from(l.fd)))
+                }
+                BoundAddr::Unix(_) => Sock::UnixListener(UnixListener::from_std(
+                    std::os::unix::net::UnixListener::from(l.fd),
+                )),
             };
             let source: &mut dyn mio::event::Source = match &mut sock {
                 Sock::TcpListener(s) => s,
@@ -94,9 +114,15 @@ impl Endpoints {
         }
         Ok(Endpoints {
             listeners,
+            keys,
             clients: HashMap::new(),
             next: 0,
         })
+    }
+
+    /// The listeners' keys and fds, for a new master to take over.
+    pub fn handover(&self) -> impl Iterator<Item = (&str, RawFd)> {
+        self.keys.iter().map(|(k, fd)| (k.as_str(), *fd))
     }
 
     /// Fds a forked worker must close.

@@ -4,16 +4,15 @@
 
 mod drain;
 pub mod endpoints;
-mod notice;
 mod pool;
 mod preload;
 mod signals;
 mod snapshot;
 pub mod template;
-pub mod template_wire;
+pub mod upgrade;
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
@@ -24,42 +23,9 @@ use crate::scoreboard::Scoreboard;
 use crate::socket::Listener;
 use crate::sys;
 
-use notice::NOTICE_LEN;
-pub use notice::{Notice, RetireReason};
-pub use pool::ReloadMode;
+use crate::supervise::{Notice, Phase, WorkerEntry, EXIT_APP_LOAD_ERROR, NOTICE_LEN};
 use pool::{Pool, Reaped};
 use signals::Action;
-
-/// What a worker's code receives from the master after fork.
-pub struct WorkerContext<'a> {
-    pub config: &'a Config,
-    pub listeners: &'a [Listener],
-    pub scoreboard: &'a Scoreboard,
-    /// Index of this worker's scoreboard slot.
-    pub slot: usize,
-    /// The worker number users see in logs (1-based, reused after death).
-    pub id: usize,
-    pub generation: u64,
-    /// The master's pid, to notice a master that died right after the fork.
-    pub master_pid: libc::pid_t,
-    /// Write end of the master's notification pipe (see [`Notice`]).
-    pub notify_fd: RawFd,
-}
-
-/// The worker entry point; its return value is the worker's exit code.
-pub type WorkerEntry = fn(WorkerContext<'_>) -> i32;
-
-/// Exit code of a worker that could not load the app (like Gunicorn's 4).
-pub const EXIT_APP_LOAD_ERROR: i32 = 4;
-
-/// The master's life, as an explicit state machine (logged on every change).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    Starting,
-    Running,
-    Reloading,
-    ShuttingDown,
-}
 
 /// How often the master reads the workers' RSS for `--reload-on-rss`.
 const RSS_EVERY: Duration = Duration::from_secs(1);
@@ -94,6 +60,19 @@ pub struct Master {
     watchdog_at: Option<Instant>,
     /// When the workers' RSS is read next (with `--reload-on-rss`).
     rss_check_at: Option<Instant>,
+    /// The binary's path at start, run again on SIGUSR2.
+    exe: Option<std::path::PathBuf>,
+    /// A SIGUSR2 upgrade under way (this is the old master).
+    upgrade: Option<upgrade::Upgrade>,
+    /// Started by SIGUSR2: the pipe to tell the previous master we are ready.
+    tell_ready: Option<OwnedFd>,
+    /// `<pidfile>.oldbin` while this master is the old one of an upgrade.
+    oldbin: Option<std::path::PathBuf>,
+    /// The new master took over the sockets; this one is winding down.
+    handed_over: bool,
+    /// Socket files taken over from the previous master: this one's to
+    /// remove (`--vacuum`) once it is ready.
+    handed_files: Vec<crate::socket::SocketFile>,
     /// The `--preload` template processes (None without it).
     templates: Option<template::Templates>,
 }
@@ -130,6 +109,12 @@ impl Master {
             .filter(|l| !l.inherited) // [systemd hook] the parent owns those files
             .filter_map(|l| l.file.clone())
             .collect();
+        let handed_files = listeners
+            .iter()
+            .chain(endpoints.iter().map(|(_, l)| l))
+            .filter(|l| l.handed)
+            .filter_map(|l| l.file.clone())
+            .collect();
         let endpoints = endpoints::Endpoints::new(endpoints, poll.registry())?;
         let pool = Pool::new(
             entry,
@@ -158,6 +143,12 @@ impl Master {
             notifier: crate::systemd::Notifier::from_env(), // [systemd hook]
             watchdog_at: None,
             rss_check_at,
+            exe: std::env::current_exe().ok(),
+            upgrade: None,
+            tell_ready: None,
+            oldbin: None,
+            handed_over: false,
+            handed_files,
             templates: None,
         })
     }
@@ -195,6 +186,7 @@ impl Master {
                 match ev.token() {
                     SIGNAL => sys::drain_signals(self.signal_fd.as_raw_fd(), &mut sigs),
                     NOTIFY => self.read_notices(),
+                    upgrade::UPGRADE => self.on_upgrade_pipe(),
                     token => {
                         let Master {
                             endpoints,
@@ -221,6 +213,13 @@ impl Master {
             self.reap();
             self.on_timers();
         }
+        // Workers shut the listeners they were forked with as their own;
+        // those a master started by SIGUSR2 forked before it was ready took
+        // the handed-over ones for the previous master's: the master shuts
+        // them (and answers what still waits with 503).
+        if self.listeners.iter().any(|l| l.handed && !l.inherited) {
+            self.shut_listeners();
+        }
         if self.config.unix.vacuum {
             for f in &self.unix_paths {
                 let path = f.path.display();
@@ -231,6 +230,7 @@ impl Master {
                 }
             }
         }
+        self.remove_oldbin();
         log::info!("master exiting with code {}", self.exit_code);
         self.exit_code
     }
@@ -297,6 +297,7 @@ impl Master {
                 }
                 None => log::info!("SIGUSR1: logs go to stderr; nothing to reopen"),
             },
+            Action::Upgrade => self.upgrade(),
             Action::Ignore => {}
         }
     }
@@ -328,7 +329,7 @@ impl Master {
             }
             for msg in buf[..n].chunks_exact(NOTICE_LEN) {
                 match Notice::decode(msg) {
-                    Some((Notice::Ready, template_wire::TEMPLATE_SLOT, pid)) => {
+                    Some((Notice::Ready, crate::supervise::template::TEMPLATE_SLOT, pid)) => {
                         self.on_template_ready(pid)
                     }
                     Some((Notice::Ready, slot, pid)) => self.on_ready(slot, pid),
@@ -367,6 +368,7 @@ impl Master {
                     self.memory_summary()
                 );
                 self.set_phase(Phase::Running);
+                self.tell_previous_master();
             }
             _ => {}
         }

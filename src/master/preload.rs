@@ -8,8 +8,9 @@ use std::time::Instant;
 
 use super::pool::ForkFrom;
 use super::template::{Start, TemplateExit, Templates};
-use super::template_wire::{TemplateEntry, TEMPLATE_SLOT};
-use super::{Master, Phase, WorkerContext, EXIT_APP_LOAD_ERROR};
+use super::{Master, Phase};
+use crate::supervise::template::{TemplateEntry, TEMPLATE_SLOT};
+use crate::supervise::{WorkerContext, EXIT_APP_LOAD_ERROR};
 use crate::sys::{self, ExitStatus};
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -59,6 +60,7 @@ impl Master {
             self.notify_read.as_raw_fd(),
         ];
         inherited.extend(self.endpoints.fds());
+        inherited.extend(self.upgrade_fds());
         inherited.extend(self.templates.iter().flat_map(|t| t.fds()));
         inherited
     }

@@ -4,7 +4,7 @@
 //! The master forks the template like a worker and hands it two pipes: fork
 //! requests go down one, the new worker's pid comes back up the other. The
 //! template double-forks, and since the master is a child subreaper
-//! (DESIGN-NOTES 20) each worker becomes the master's child: reaped,
+//! (DESIGN-NOTES 26) each worker becomes the master's child: reaped,
 //! signalled and supervised exactly like a worker the master forked. A
 //! request is answered in milliseconds, so the master waits for the answer
 //! (with a deadline) and the pool's bookkeeping stays synchronous.
@@ -17,8 +17,10 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use super::template_wire::{decode_reply, ForkRequest, TemplateEntry, TemplatePipes, REPLY_LEN};
-use super::WorkerContext;
+use crate::supervise::template::{
+    decode_reply, ForkRequest, TemplateEntry, TemplatePipes, REPLY_LEN,
+};
+use crate::supervise::WorkerContext;
 use crate::sys::{self, ExitStatus, Forked};
 
 /// Longest wait for a template's answer to a fork request.
@@ -347,11 +349,14 @@ fn fork_template(
     close: &[RawFd],
 ) -> io::Result<libc::pid_t> {
     sys::block_all_signals(true);
-    let forked = sys::fork();
+    // SAFETY: the master is single-threaded (DESIGN §1).
+    let forked = unsafe { sys::fork() };
     match forked {
         Ok(Forked::Child) => {
             for &fd in close {
-                sys::close(fd);
+                // SAFETY: the master's private fds; the child never uses
+                // them, and never drops their owners (it ends in _exit).
+                unsafe { sys::close(fd) };
             }
             let _ = sys::default_signals(super::signals::HANDLED);
             let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| entry(ctx, pipes)))

@@ -52,15 +52,17 @@ pub struct Packet {
     pub content_length: u64,
 }
 
+/// Test helpers: the server reads `head_len` and `content_length` directly.
+#[cfg(test)]
 impl Packet {
     /// The vars block, `HEADER_LEN..head_len`.
-    pub fn vars_range(&self) -> Range<usize> {
+    fn vars_range(&self) -> Range<usize> {
         HEADER_LEN..self.head_len
     }
 
     /// Where the body lies in the buffer once it has all been read.
     /// Saturates instead of overflowing on absurd lengths.
-    pub fn body_range(&self) -> Range<usize> {
+    fn body_range(&self) -> Range<usize> {
         let len = usize::try_from(self.content_length).unwrap_or(usize::MAX);
         self.head_len..self.head_len.saturating_add(len)
     }

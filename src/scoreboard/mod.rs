@@ -123,6 +123,27 @@ impl Scoreboard {
             .map(|(_, s)| s.conns())
             .min()
     }
+
+    /// Other workers that serve (ready, or busy in a request).
+    fn serving_siblings(&self, except: usize) -> impl Iterator<Item = &Slot> {
+        self.used().iter().enumerate().filter_map(move |(i, s)| {
+            (i != except
+                && s.pid() > 0
+                && matches!(s.state(), WorkerState::Ready | WorkerState::Busy))
+            .then_some(s)
+        })
+    }
+
+    /// Whether another serving worker has an app thread free right now.
+    pub fn sibling_has_free_thread(&self, except: usize) -> bool {
+        self.serving_siblings(except).any(|s| s.free_threads() > 0)
+    }
+
+    /// The fewest connections another serving worker holds (`--threads`:
+    /// a worker in a request still takes new connections).
+    pub fn fewest_serving_conns(&self, except: usize) -> Option<u32> {
+        self.serving_siblings(except).map(Slot::conns).min()
+    }
 }
 
 /// Microseconds since the Unix epoch (wall clock), the scoreboard's time unit.

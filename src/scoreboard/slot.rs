@@ -52,6 +52,8 @@ pub struct Slot {
     buckets: [AtomicU64; DURATION_BUCKETS_US.len() + 1],
     /// Open connections of the worker (for accept balancing and stats).
     conns: AtomicU32,
+    /// App threads free to take a request now (`--threads`).
+    free_threads: AtomicU32,
     /// `METHOD target` of the current request (for the harakiri log line):
     /// byte 0 is the length, then up to LABEL_BYTES bytes, packed in atomics.
     label: [AtomicU64; LABEL_WORDS],
@@ -122,6 +124,13 @@ impl Slot {
     }
     pub fn conns(&self) -> u32 {
         self.conns.load(Relaxed)
+    }
+    pub fn free_threads(&self) -> u32 {
+        self.free_threads.load(Relaxed)
+    }
+    pub fn set_free_threads(&self, n: usize) {
+        self.free_threads
+            .store(u32::try_from(n).unwrap_or(u32::MAX), Relaxed);
     }
     pub fn set_conns(&self, n: usize) {
         self.conns
@@ -201,6 +210,7 @@ impl Slot {
         self.rss_bytes.store(0, Relaxed);
         self.vsz_bytes.store(0, Relaxed);
         self.conns.store(0, Relaxed);
+        self.free_threads.store(0, Relaxed);
         self.running_us.store(0, Relaxed);
         let statics = [
             &self.static_requests,

@@ -39,6 +39,37 @@ pub fn dup_private(fd: RawFd) -> io::Result<RawFd> {
     cvt(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) })
 }
 
+/// Moves a descriptor that landed on 0, 1 or 2 (the app closed that one)
+/// to a close-on-exec number of 3 or more, and puts /dev/null back on the
+/// low number, so nothing written to "stdout" or "stderr" reaches it.
+/// Returns the descriptor to use: `fd` itself if it is 3 or more.
+pub fn lift_above_std(fd: RawFd) -> io::Result<RawFd> {
+    if fd > 2 {
+        return Ok(fd);
+    }
+    let high = dup_private(fd)?;
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null");
+    // dup3 replaces the socket on `fd` atomically; on failure `fd` is
+    // closed instead (the number stays free, but the socket is not on it).
+    let placed = null.and_then(|n| {
+        replace_fd(n.as_raw_fd(), fd, false)?;
+        if n.as_raw_fd() <= 2 {
+            // It filled another free low number: leave it there too.
+            std::mem::forget(n);
+        }
+        Ok(())
+    });
+    if placed.is_err() {
+        // SAFETY: the caller hands `fd` over (it uses the returned `high`
+        // from now on), so closing the low number leaves no owner behind.
+        unsafe { super::close(fd) };
+    }
+    Ok(high)
+}
+
 /// Makes `dst` refer to what `src` refers to, atomically (dup3), with
 /// close-on-exec set on `dst` if `cloexec`.
 pub fn replace_fd(src: RawFd, dst: RawFd, cloexec: bool) -> io::Result<()> {
@@ -101,6 +132,7 @@ mod tests {
         let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
         assert_eq!(flags & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
         assert_eq!(fd_identity(fd), fd_identity(f.as_raw_fd()));
-        super::super::close(fd);
+        // SAFETY: `fd` is the copy made above, used by nothing else.
+        unsafe { super::super::close(fd) };
     }
 }

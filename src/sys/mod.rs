@@ -3,6 +3,7 @@
 //! The rest of the crate never writes `unsafe` for a syscall: it calls these.
 
 mod fds;
+mod forkguard;
 pub mod fs;
 mod harakiri;
 mod inherit;
@@ -10,15 +11,19 @@ mod net;
 mod procinfo;
 mod send;
 mod signals;
+pub mod users;
+mod zombies;
 mod zygote;
 
 pub use fds::*;
+pub use forkguard::*;
 pub use harakiri::*;
 pub use inherit::*;
 pub use net::*;
 pub use procinfo::*;
 pub use send::*;
 pub use signals::*;
+pub use zombies::*;
 pub use zygote::*;
 
 use std::io;
@@ -38,11 +43,14 @@ pub enum Forked {
     Child,
 }
 
-/// Forks the process. Only sound while the caller is single-threaded (the master
-/// is, by design), so the child inherits no lock held by another thread.
-pub fn fork() -> io::Result<Forked> {
-    // SAFETY: the master is single-threaded (DESIGN §1), so no other thread can
-    // hold a lock the child would inherit locked.
+/// Forks the process.
+///
+/// # Safety
+/// The caller must be single-threaded (the master is, by design): the child
+/// gets only the calling thread, and a lock another thread held would stay
+/// locked in it forever.
+pub unsafe fn fork() -> io::Result<Forked> {
+    // SAFETY: the caller is single-threaded (this function's contract).
     let pid = cvt(unsafe { libc::fork() })?;
     Ok(if pid == 0 {
         Forked::Child
@@ -137,12 +145,32 @@ pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// Closes a raw fd the caller knows it owns (used after fork on inherited fds).
-pub fn close(fd: RawFd) {
-    // SAFETY: closing an fd only affects the fd table; callers pass fds they own.
+/// Closes a raw fd (used after fork on inherited fds).
+///
+/// # Safety
+/// The caller must own `fd`, and nothing may use it afterwards: an owner
+/// still holding the number (an `OwnedFd`, a `File`) would later read,
+/// write or close whatever the kernel gives that number next.
+pub unsafe fn close(fd: RawFd) {
+    // SAFETY: the caller owns `fd` and gives it up (this function's contract).
     unsafe {
         libc::close(fd);
     }
+}
+
+/// Starts `cmd` with `keep` open in it (their close-on-exec flag cleared
+/// in the child only, so the fd numbers stay the same across the exec).
+pub fn spawn_keeping(
+    cmd: &mut std::process::Command,
+    keep: Vec<RawFd>,
+) -> io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and calls
+    // only fcntl, which is async-signal-safe, on fds the child inherited.
+    unsafe {
+        cmd.pre_exec(move || keep.iter().try_for_each(|&fd| set_cloexec(fd, false)));
+    }
+    cmd.spawn()
 }
 
 /// Sets or clears close-on-exec on an fd.
@@ -305,10 +333,14 @@ pub fn getgid() -> u32 {
 
 /// Detaches from the terminal: fork (the parent exits 0), a new session,
 /// fork again (so the daemon can never reacquire a terminal), stdin from
-/// /dev/null. Only sound while single-threaded, like [`fork`].
-pub fn daemonize() -> io::Result<()> {
+/// /dev/null.
+///
+/// # Safety
+/// As for [`fork`]: the caller must be single-threaded.
+pub unsafe fn daemonize() -> io::Result<()> {
     for step in 0..2 {
-        match fork()? {
+        // SAFETY: single-threaded (this function's contract).
+        match unsafe { fork() }? {
             Forked::Parent(_) => exit_now(0),
             Forked::Child => {}
         }

@@ -44,7 +44,9 @@ pub fn install_signal_pipe(signals: &[libc::c_int]) -> io::Result<OwnedFd> {
     let old = SIGNAL_PIPE.swap(write.as_raw_fd(), Ordering::SeqCst);
     std::mem::forget(write); // lives as long as the process
     if old >= 0 {
-        close(old);
+        // SAFETY: the previous pipe's write end was forgotten into
+        // SIGNAL_PIPE, which no longer names it: nothing else owns it.
+        unsafe { close(old) };
     }
     for &sig in signals {
         set_handler(sig, record_signal as *const () as libc::sighandler_t)?;
@@ -175,7 +177,9 @@ fn register_listeners(fds: &[RawFd]) -> io::Result<()> {
     })?;
     let old = PLACEHOLDER.swap(placeholder, Ordering::AcqRel);
     if old >= 0 {
-        close(old);
+        // SAFETY: the previous placeholder was owned by PLACEHOLDER alone,
+        // which no longer names it.
+        unsafe { close(old) };
     }
     LISTENER_COUNT.store(0, Ordering::Release);
     let leaked: &'static mut [RawFd] = Box::leak(fds.to_vec().into_boxed_slice());

@@ -38,15 +38,19 @@ pub fn kill_on_parent_death() -> io::Result<()> {
 /// once, so the grandchild is reparented to the nearest subreaper (the
 /// master). The caller gets the grandchild's pid once the middle process is
 /// reaped; the grandchild gets `Forked::Child` and should call
-/// [`wait_reparented`] before relying on its parent. Only sound while the
-/// caller is single-threaded (the template checks and warns otherwise).
-pub fn double_fork() -> io::Result<Forked> {
+/// [`wait_reparented`] before relying on its parent.
+///
+/// # Safety
+/// As for [`super::fork`]: the caller must be single-threaded, or a lock
+/// another thread held stays locked in the child (the template warns about
+/// threads an import left running).
+pub unsafe fn double_fork() -> io::Result<Forked> {
     let (pid_read, pid_write) = pipe()?;
-    // SAFETY: the template forks from its only thread (see above).
+    // SAFETY: the caller is single-threaded (this function's contract).
     let middle = cvt(unsafe { libc::fork() })?;
     if middle == 0 {
         // The middle process: fork the worker, report its pid, exit.
-        // SAFETY: as above; this process has a single thread too.
+        // SAFETY: a child of a single-threaded process has one thread.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
             drop(pid_read);

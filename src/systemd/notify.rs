@@ -13,8 +13,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::time::{Duration, Instant};
 
-use crate::master::Phase;
 use crate::socket::Listener;
+use crate::supervise::Phase;
 
 /// Where notifications go; does nothing when systemd did not ask for them.
 #[derive(Debug)]

@@ -33,6 +33,30 @@ impl Stream {
         }
     }
 
+    /// The same socket on a descriptor numbered 3 or more: one that landed
+    /// on 0–2 (the app closed that fd) is moved, and /dev/null put back, so
+    /// whatever writes to "stdout" or "stderr" never reaches a client.
+    pub fn above_std_fds(self) -> io::Result<Stream> {
+        use std::os::fd::{FromRawFd, IntoRawFd};
+        if self.raw_fd() > 2 {
+            return Ok(self);
+        }
+        let (fd, tcp) = match self {
+            Stream::Tcp(s) => (s.into_raw_fd(), true),
+            Stream::Unix(s) => (s.into_raw_fd(), false),
+        };
+        let high = crate::sys::lift_above_std(fd)?;
+        // SAFETY: `high` is a fresh duplicate of the accepted socket that
+        // nothing else owns (the low number now holds /dev/null).
+        Ok(unsafe {
+            if tcp {
+                Stream::Tcp(TcpStream::from_raw_fd(high))
+            } else {
+                Stream::Unix(UnixStream::from_raw_fd(high))
+            }
+        })
+    }
+
     pub fn source(&mut self) -> &mut dyn mio::event::Source {
         match self {
             Stream::Tcp(s) => s,
@@ -115,6 +139,14 @@ pub struct Conn {
     framing: Framing,
     /// When the connection times out (idle, or a request too slow to arrive).
     pub deadline: Instant,
+    /// When the head of the request in progress must be complete by
+    /// (`--http-timeout` after its first byte), however steadily it drips.
+    pub head_by: Instant,
+    /// Body bytes beyond this many in memory go to a temp file: the lower of
+    /// `--post-buffering` and what the worker's `--body-memory` leaves.
+    pub spool_above: usize,
+    /// This connection's share of the worker's body-memory total.
+    pub mem_counted: usize,
     /// The socket may have more bytes than we took (edge-triggered readiness).
     pub readable: bool,
     pub sent_continue: bool,
@@ -178,6 +210,9 @@ impl Conn {
             body: Body::default(),
             framing: Framing::Length(0),
             deadline,
+            head_by: deadline,
+            spool_above: limits.post_buffering,
+            mem_counted: 0,
             readable: true,
             sent_continue: false,
             watched: false,
@@ -361,7 +396,7 @@ impl Conn {
     /// true once the body is complete.
     fn take_body(&mut self, head: usize, limits: &Limits) -> Result<bool, Progress> {
         let data = &self.buf[head..];
-        let threshold = limits.post_buffering;
+        let threshold = self.spool_above.min(limits.post_buffering);
         let (consumed, done) = match &mut self.framing {
             Framing::Length(left) => {
                 let take = (*left).min(data.len() as u64) as usize;

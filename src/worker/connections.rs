@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use mio::{Interest, Registry, Token};
 
 use super::clock::DateCache;
-use super::conn::{Buffers, Conn, Phase, Stream};
+use super::conn::{Buffers, Conn, Phase, Progress, State, Stream};
 use super::job::{self, Job};
 use super::outbound::Outbound;
 use super::recycle::Recycler;
@@ -47,14 +47,6 @@ impl Dispatch {
             Dispatch::Pool(shared) => shared.submit(job),
         }
     }
-
-    /// App threads free to take a request now.
-    pub fn idle_threads(&self) -> usize {
-        match self {
-            Dispatch::Inline { .. } => 1,
-            Dispatch::Pool(shared) => shared.idle(),
-        }
-    }
 }
 
 pub struct Connections<'a> {
@@ -76,6 +68,16 @@ pub struct Connections<'a> {
     pub recycler: Recycler,
     pub stopping: bool,
     pub next_sweep: Instant,
+    /// Jobs handed to app threads and not completed yet.
+    in_app: usize,
+    /// A connection closed since the event loop last looked (its descriptor
+    /// is free: a starved accept may retry).
+    pub freed: bool,
+    /// Bytes of request bodies being received held in memory, all
+    /// connections together (bounded by `--body-memory`).
+    pub body_memory: usize,
+    /// Children the app forked and left: reaped after a grace.
+    reaper: crate::sys::Reaper,
 }
 
 impl<'a> Connections<'a> {
@@ -111,6 +113,45 @@ impl<'a> Connections<'a> {
             ),
             stopping: false,
             next_sweep: Instant::now() + Duration::from_secs(1),
+            in_app: 0,
+            freed: false,
+            body_memory: 0,
+            reaper: crate::sys::Reaper::default(),
+        }
+        .with_threads_published()
+    }
+
+    fn with_threads_published(self) -> Self {
+        self.slot.set_free_threads(self.config.threads);
+        self
+    }
+
+    /// Hands a job to the app threads (or to the inline turn).
+    pub fn submit(&mut self, job: Job) {
+        self.in_app += 1;
+        self.publish_free_threads();
+        self.dispatch.submit(job);
+    }
+
+    /// A job came back.
+    pub fn job_done(&mut self) {
+        self.in_app = self.in_app.saturating_sub(1);
+        self.publish_free_threads();
+    }
+
+    /// App threads free to take a request now.
+    pub fn idle_threads(&self) -> usize {
+        match &self.dispatch {
+            Dispatch::Inline { .. } => self.config.threads.saturating_sub(self.in_app),
+            Dispatch::Pool(shared) => shared.idle(),
+        }
+    }
+
+    /// For siblings' fair admission (see `Listeners::defer`); the pool
+    /// publishes its own as threads take and end jobs.
+    fn publish_free_threads(&self) {
+        if let Dispatch::Inline { .. } = self.dispatch {
+            self.slot.set_free_threads(self.idle_threads());
         }
     }
 
@@ -131,6 +172,7 @@ impl<'a> Connections<'a> {
         fill(&mut spare.info);
         let deadline = crate::sys::deadline(Instant::now(), self.config.limits.http_timeout);
         let fd = stream.raw_fd();
+        crate::sys::guard_socket(fd);
         let mut conn = Conn::new(stream, protocol, spare, deadline, &self.config.limits);
         conn.out = Some(Box::new(Outbound::new(fd, self.config.limits.http_timeout)));
         let idx = self.conns.insert(conn);
@@ -146,7 +188,6 @@ impl<'a> Connections<'a> {
     }
 
     pub fn on_readable(&mut self, idx: usize) {
-        let limits = self.config.limits;
         let Some(conn) = self.conns.get_mut(idx) else {
             return;
         };
@@ -154,16 +195,51 @@ impl<'a> Connections<'a> {
         if !matches!(conn.phase, Phase::Reading) {
             return; // read once the current request is answered
         }
+        if let Some(progress) = self.read_request(idx, Instant::now()) {
+            self.on_progress(idx, progress);
+        }
+    }
+
+    /// Reads and parses what connection `idx` has, within the worker's
+    /// `--body-memory`, and moves its deadline. `--http-timeout` limits
+    /// inactivity once a request has begun (a body arriving steadily keeps
+    /// its connection alive), and the head must be complete within
+    /// `--http-timeout` of its first byte (one dripped a byte at a time
+    /// does not live forever).
+    pub fn read_request(&mut self, idx: usize, now: Instant) -> Option<Progress> {
+        let limits = self.config.limits;
+        let budget_left = limits.body_memory.saturating_sub(self.body_memory);
+        let conn = self.conns.get_mut(idx)?;
+        conn.spool_above = conn.mem_counted.saturating_add(budget_left);
         let was_idle = conn.is_idle();
         let had = conn.buf.len() as u64 + conn.body.len();
         let progress = conn.read_and_parse(&limits);
-        // --http-timeout is a limit on inactivity once a request has begun:
-        // a body arriving steadily keeps its connection alive.
         let progressed = conn.buf.len() as u64 + conn.body.len() != had;
-        if (was_idle || progressed) && !conn.is_idle() {
-            conn.deadline = crate::sys::deadline(Instant::now(), limits.http_timeout);
+        if !conn.is_idle() {
+            let later = crate::sys::deadline(now, limits.http_timeout);
+            if was_idle {
+                conn.head_by = later;
+            }
+            if was_idle || progressed {
+                conn.deadline = match conn.state {
+                    State::Head => later.min(conn.head_by),
+                    _ => later,
+                };
+            }
         }
-        self.on_progress(idx, progress);
+        let held = conn.body.memory_len();
+        self.body_memory = self.body_memory.saturating_sub(conn.mem_counted) + held;
+        conn.mem_counted = held;
+        Some(progress)
+    }
+
+    /// A request's body leaves the connection (for the app) or the
+    /// connection closes: it no longer counts against `--body-memory`.
+    pub fn uncount_body(&mut self, idx: usize) {
+        if let Some(conn) = self.conns.get_mut(idx) {
+            self.body_memory = self.body_memory.saturating_sub(conn.mem_counted);
+            conn.mem_counted = 0;
+        }
     }
 
     /// Closes a connection (never one an app thread holds).
@@ -175,7 +251,10 @@ impl<'a> Connections<'a> {
         {
             return;
         }
+        self.uncount_body(idx);
         if let Some(mut conn) = self.conns.remove(idx) {
+            crate::sys::forget_socket(conn.stream.raw_fd());
+            self.freed = true;
             if conn.watched {
                 let _ = self.registry.deregister(conn.stream.source());
             }
@@ -279,6 +358,13 @@ impl<'a> Connections<'a> {
     pub fn sweep(&mut self) {
         let now = Instant::now();
         self.next_sweep = now + Duration::from_secs(1);
+        let reaped = self.reaper.sweep(now);
+        if reaped > 0 {
+            log::debug!(
+                "worker {}: reaped {reaped} child process(es) the app left unwaited for",
+                self.id
+            );
+        }
         for idx in self.conns.keys() {
             let Some(conn) = self.conns.get_mut(idx) else {
                 continue;

@@ -26,6 +26,7 @@ pub fn drive(input: &[u8], piece: usize, protocol: Protocol) -> Drive {
         max_headers: 32,
         limit_post: 1 << 20,
         post_buffering: 8192,
+        body_memory: 1 << 20,
         http_timeout: Duration::from_secs(1),
         keepalive_timeout: Duration::from_secs(1),
     };

@@ -102,7 +102,11 @@ impl<'a> EventLoop<'a> {
                 let (token, readable, writable) = self.ready[i];
                 match token {
                     SIGNAL => self.on_signals(),
-                    WAKER => self.take_completions(),
+                    WAKER => {
+                        self.take_completions();
+                        self.listeners
+                            .thread_freed(&mut self.conns, self.scoreboard);
+                    }
                     Token(t) if t >= CONN_BASE => {
                         if writable {
                             self.conns.on_writable(t - CONN_BASE);
@@ -126,6 +130,10 @@ impl<'a> EventLoop<'a> {
                     self.listeners
                         .accept(i, true, &mut self.conns, self.scoreboard);
                 }
+            }
+            // A closed connection freed a descriptor: a starved accept retries.
+            if std::mem::take(&mut self.conns.freed) && self.listeners.starved() {
+                self.listeners.retry_at = Some(Instant::now());
             }
             if self.listeners.retry_at.is_some_and(|r| Instant::now() >= r) {
                 self.listeners.retry(&mut self.conns, self.scoreboard);

@@ -5,6 +5,7 @@ mod access;
 mod clock;
 mod conn;
 mod connections;
+#[cfg(any(test, feature = "fuzzing"))]
 pub mod drive;
 mod event_loop;
 mod job;
@@ -22,8 +23,9 @@ use std::sync::Arc;
 
 use mio::Poll;
 
-use crate::master::{Notice, WorkerContext, EXIT_APP_LOAD_ERROR};
+use crate::config::{AppSource, Config};
 use crate::scoreboard::WorkerState;
+use crate::supervise::{Notice, WorkerContext, EXIT_APP_LOAD_ERROR};
 use crate::sys;
 use crate::wsgi::{self, Bridge};
 use connections::{Connections, Dispatch};
@@ -44,6 +46,22 @@ const HANDLED: &[libc::c_int] = &[
 /// Signals meant for the master only; a worker ignores them.
 const IGNORED: &[libc::c_int] = &[libc::SIGHUP, libc::SIGTTIN, libc::SIGTTOU, libc::SIGPIPE];
 
+/// What the bridge needs from the configuration (it sees no `Config`).
+fn bridge_settings<'a>(config: &'a Config, argv: &'a [String]) -> wsgi::Settings<'a> {
+    wsgi::Settings {
+        home: config.home.as_deref(),
+        pythonpath: &config.pythonpath,
+        app: match &config.app {
+            AppSource::Module { module, callable } => wsgi::AppSource::Module { module, callable },
+            AppSource::File { path, callable } => wsgi::AppSource::File { path, callable },
+        },
+        argv,
+        threads: config.threads,
+        preload: config.preload,
+        post_fork: config.post_fork.as_deref(),
+    }
+}
+
 /// The worker entry point the master runs in each forked child.
 pub fn entry(ctx: WorkerContext<'_>) -> i32 {
     let signal_fd = match prepare(&ctx, true) {
@@ -56,7 +74,8 @@ pub fn entry(ctx: WorkerContext<'_>) -> i32 {
             return EXIT_APP_LOAD_ERROR;
         }
     }
-    let bridge = match Bridge::start(ctx.config, ctx.config.threads) {
+    let argv: Vec<String> = std::env::args().collect();
+    let bridge = match Bridge::start(&bridge_settings(ctx.config, &argv)) {
         Ok(b) => Arc::new(b),
         Err(e) => {
             log::error!("worker {}: {e}", ctx.id);
@@ -156,7 +175,11 @@ fn serve(ctx: WorkerContext<'_>, signal_fd: std::os::fd::OwnedFd, bridge: Arc<Br
             let poll = Poll::new().map_err(|e| format!("cannot set up its event loop: {e}"))?;
             let waker = mio::Waker::new(poll.registry(), event_loop::WAKER)
                 .map_err(|e| format!("cannot set up its event loop: {e}"))?;
-            let shared = Arc::new(threads::Shared::new(waker));
+            let shared = Arc::new(threads::Shared::new(
+                waker,
+                threads,
+                scoreboard.slot(ctx.slot),
+            ));
             let app_threads = threads::spawn(&shared, &bridge, gil, threads, ctx.id, cores)?;
             (Dispatch::Pool(shared), poll, Some(app_threads))
         } else {

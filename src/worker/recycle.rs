@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use crate::config::Recycle;
-use crate::master::RetireReason;
 use crate::scoreboard::Slot;
+use crate::supervise::RetireReason;
 
 /// How often the resident set size is read (and published for stats).
 const RSS_EVERY: Duration = Duration::from_secs(1);

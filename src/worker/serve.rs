@@ -10,10 +10,10 @@ use super::connections::Connections;
 use super::job::{Completion, Job, Result as JobResult, Work};
 use super::outbound::Outbound;
 use super::session::{conn_kind, cut_level, peer};
-use crate::master::Notice;
 use crate::protocol::http::HttpError;
 use crate::protocol::response::{self as wire, Meta};
 use crate::protocol::uwsgi;
+use crate::supervise::Notice;
 use crate::sys;
 use crate::wsgi::{Outcome, Sink, Stream};
 
@@ -159,6 +159,10 @@ impl Connections<'_> {
             self.slot.set_label(&[label.method, b" ", label.target]);
             self.slot.begin_request(sys::monotonic_usec());
         }
+        self.uncount_body(idx);
+        let Some(conn) = self.conns.get_mut(idx) else {
+            return;
+        };
         let protocol = conn.protocol;
         let fd = conn.stream.raw_fd();
         let out = conn
@@ -167,7 +171,7 @@ impl Connections<'_> {
             .unwrap_or_else(|| Box::new(Outbound::new(fd, timeout)));
         let lent = conn.lend();
         conn.phase = Phase::Queued;
-        self.dispatch.submit(Job {
+        self.submit(Job {
             conn: idx,
             work: Work::Request {
                 lent,
@@ -181,6 +185,7 @@ impl Connections<'_> {
 
     /// An app thread finished a job.
     pub fn on_completion(&mut self, c: Completion) {
+        self.job_done();
         let micros = c.started.elapsed().as_micros() as u64;
         let Some(conn) = self.conns.get_mut(c.conn) else {
             // An abandoned stream (its connection is gone): nothing to do.
@@ -265,7 +270,7 @@ impl Connections<'_> {
                     return;
                 };
                 conn.phase = Phase::InApp;
-                self.dispatch.submit(Job {
+                self.submit(Job {
                     conn: idx,
                     work: Work::Resume { stream, out },
                 });
@@ -276,7 +281,7 @@ impl Connections<'_> {
     /// A stream whose client left is closed by an app thread (its `close()`
     /// is Python); no connection waits for the answer.
     pub fn abandon(&mut self, stream: Stream) {
-        self.dispatch.submit(Job {
+        self.submit(Job {
             conn: usize::MAX,
             work: Work::Abandon { stream },
         });
@@ -301,8 +306,15 @@ impl Connections<'_> {
         conn.consume_request();
 
         conn.deadline = sys::deadline(now, limits.keepalive_timeout);
-        // Pipelined bytes may already hold the next request.
-        let progress = conn.read_and_parse(&limits);
+        // The next request's head (pipelined bytes may hold some) must be
+        // complete within --http-timeout.
+        conn.head_by = sys::deadline(now, limits.http_timeout);
+        let Some(progress) = self.read_request(idx, now) else {
+            return;
+        };
+        let Some(conn) = self.conns.get_mut(idx) else {
+            return;
+        };
         if !conn.is_idle() {
             conn.deadline = sys::deadline(now, limits.http_timeout);
         } else if self.stopping {

@@ -10,10 +10,10 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::master::template_wire::{
+use crate::supervise::template::{
     encode_reply, ForkRequest, TemplatePipes, REQUEST_LEN, TEMPLATE_SLOT,
 };
-use crate::master::{Notice, WorkerContext, EXIT_APP_LOAD_ERROR};
+use crate::supervise::{Notice, WorkerContext, EXIT_APP_LOAD_ERROR};
 use crate::sys::{self, Forked};
 use crate::wsgi::Bridge;
 
@@ -64,7 +64,8 @@ pub fn entry(ctx: WorkerContext<'_>, pipes: TemplatePipes) -> i32 {
     let sockets_before: HashSet<RawFd> =
         sys::open_sockets().into_iter().map(|(fd, _)| fd).collect();
     let started = Instant::now();
-    let bridge = match Bridge::start(ctx.config, ctx.config.threads) {
+    let argv: Vec<String> = std::env::args().collect();
+    let bridge = match Bridge::start(&super::bridge_settings(ctx.config, &argv)) {
         Ok(b) => Arc::new(b),
         Err(e) => {
             log::error!("template: {e}");
@@ -129,11 +130,20 @@ fn serve_requests(
             // Signals stay blocked across the fork: until the worker has its
             // own signal pipe, one would land in the template's.
             sys::block_all_signals(true);
-            let forked = bridge.fork(sys::double_fork, |f| matches!(f, Ok(Forked::Child)));
+            // SAFETY: the template forks from its main thread; threads an
+            // import started were warned about (warn_fork_safety), the risk
+            // every preloading server (os.fork) shares.
+            let forked = bridge.fork(
+                || unsafe { sys::double_fork() },
+                |f| matches!(f, Ok(Forked::Child)),
+            );
             match forked {
                 Ok(Forked::Child) => {
                     for fd in [signal_fd.as_raw_fd(), pipes.commands, pipes.replies] {
-                        sys::close(fd);
+                        // SAFETY: the template's own fds, unused by the worker;
+                        // `signal_fd`'s owner is forgotten just below, and the
+                        // pipes are raw numbers nothing else owns.
+                        unsafe { sys::close(fd) };
                     }
                     std::mem::forget(signal_fd);
                     let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -5,16 +5,18 @@
 //! the next one without letting go of the GIL while jobs are waiting.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use super::job::{self, Completion, Job};
-use crate::scoreboard::Core;
+use crate::scoreboard::{Core, Slot};
 use crate::wsgi::{Bridge, Gil};
 
 struct Queue {
     jobs: VecDeque<Job>,
     closed: bool,
+    /// Threads running a job.
+    busy: usize,
 }
 
 pub struct Shared {
@@ -23,9 +25,10 @@ pub struct Shared {
     done: Mutex<Vec<Completion>>,
     waker: mio::Waker,
     wake_pending: AtomicBool,
-    /// Threads waiting for a job (for fair admission: a worker with none
-    /// leaves new connections to its siblings).
-    idle: AtomicUsize,
+    threads: usize,
+    /// Where the free threads are published for siblings' fair admission
+    /// (see `Listeners::defer`), as soon as a thread takes or ends a job.
+    slot: &'static Slot,
 }
 
 /// A poisoned lock only means another thread panicked while holding it; the
@@ -35,23 +38,39 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    pub fn new(waker: mio::Waker) -> Shared {
+    pub fn new(waker: mio::Waker, threads: usize, slot: &'static Slot) -> Shared {
+        slot.set_free_threads(threads);
         Shared {
             queue: Mutex::new(Queue {
                 jobs: VecDeque::new(),
                 closed: false,
+                busy: 0,
             }),
             work: Condvar::new(),
             done: Mutex::new(Vec::new()),
             waker,
             wake_pending: AtomicBool::new(false),
-            idle: AtomicUsize::new(0),
+            threads,
+            slot,
         }
+    }
+
+    /// Threads neither busy nor spoken for by a queued job.
+    fn free(&self, q: &Queue) -> usize {
+        self.threads.saturating_sub(q.busy + q.jobs.len())
+    }
+
+    /// App threads free to take a request now.
+    pub fn idle(&self) -> usize {
+        self.free(&lock(&self.queue))
     }
 
     /// Queues a job for the next free thread.
     pub fn submit(&self, job: Job) {
-        lock(&self.queue).jobs.push_back(job);
+        let mut q = lock(&self.queue);
+        q.jobs.push_back(job);
+        self.slot.set_free_threads(self.free(&q));
+        drop(q);
         self.work.notify_one();
     }
 
@@ -61,30 +80,40 @@ impl Shared {
         self.work.notify_all();
     }
 
-    /// Threads with nothing to do right now.
-    pub fn idle(&self) -> usize {
-        let queued = lock(&self.queue).jobs.len();
-        self.idle.load(Ordering::Relaxed).saturating_sub(queued)
-    }
-
     /// Blocks until there is a job (or the queue is closed and empty).
-    fn next(&self) -> Option<Job> {
-        let mut q = lock(&self.queue);
+    /// Blocks until there is a job (or the queue is closed and empty).
+    /// `finished`: the calling thread just ended one.
+    fn next(&self, finished: bool) -> Option<Job> {
+        let mut q = self.end_job(finished);
         loop {
             if let Some(job) = q.jobs.pop_front() {
+                q.busy += 1;
                 return Some(job);
             }
             if q.closed {
                 return None;
             }
-            self.idle.fetch_add(1, Ordering::Relaxed);
             q = self.work.wait(q).unwrap_or_else(|e| e.into_inner());
-            self.idle.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
     fn try_next(&self) -> Option<Job> {
-        lock(&self.queue).jobs.pop_front()
+        let mut q = self.end_job(true);
+        let job = q.jobs.pop_front();
+        if job.is_some() {
+            q.busy += 1;
+        } else {
+            self.slot.set_free_threads(self.free(&q));
+        }
+        job
+    }
+
+    fn end_job(&self, finished: bool) -> MutexGuard<'_, Queue> {
+        let mut q = lock(&self.queue);
+        if finished {
+            q.busy = q.busy.saturating_sub(1);
+        }
+        q
     }
 
     fn complete(&self, c: Completion) {
@@ -104,6 +133,8 @@ impl Shared {
 }
 
 /// The body of app thread `index`: one Python thread state for its life.
+/// (`try_next` ends the finished job's count; `next(false)` after it does
+/// not count it twice.)
 pub fn thread_main(shared: &Shared, bridge: &Bridge, gil: &Gil<'_>, index: usize, core: &Core) {
     let mut caller = match bridge.caller(gil) {
         Ok(c) => c,
@@ -112,14 +143,14 @@ pub fn thread_main(shared: &Shared, bridge: &Bridge, gil: &Gil<'_>, index: usize
             return;
         }
     };
-    let mut next = gil.release(|| shared.next());
+    let mut next = gil.release(|| shared.next(false));
     while let Some(job) = next {
         let done = job::run(&mut caller, gil, core, index, job);
         shared.complete(done);
         // Work waiting: keep the GIL and take it; otherwise sleep without it.
         next = match shared.try_next() {
             Some(job) => Some(job),
-            None => gil.release(|| shared.next()),
+            None => gil.release(|| shared.next(false)),
         };
     }
 }

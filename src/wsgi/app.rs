@@ -7,7 +7,15 @@ use std::path::{Path, PathBuf};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString};
 
-use crate::config::AppSource;
+/// Where the WSGI callable is (the worker builds it from the configuration;
+/// the bridge depends on no configuration type).
+#[derive(Debug, Clone, Copy)]
+pub enum AppSource<'a> {
+    /// `package.module` plus the callable name.
+    Module { module: &'a str, callable: &'a str },
+    /// A Python file plus the callable name.
+    File { path: &'a Path, callable: &'a str },
+}
 
 /// Adds `dirs` to the front of `sys.path`, in order.
 pub fn extend_sys_path(py: Python<'_>, dirs: &[PathBuf]) -> PyResult<()> {
@@ -20,7 +28,7 @@ pub fn extend_sys_path(py: Python<'_>, dirs: &[PathBuf]) -> PyResult<()> {
 }
 
 /// Imports the app and returns the callable.
-pub fn load<'py>(py: Python<'py>, source: &AppSource) -> Result<Bound<'py, PyAny>, String> {
+pub fn load<'py>(py: Python<'py>, source: AppSource<'_>) -> Result<Bound<'py, PyAny>, String> {
     // The current directory (after --chdir) is importable, as in Gunicorn and
     // uWSGI: Django's `--chdir project --wsgi-file project/wsgi.py` imports
     // `project.settings` from it.
@@ -29,7 +37,7 @@ pub fn load<'py>(py: Python<'py>, source: &AppSource) -> Result<Bound<'py, PyAny
     }
     match source {
         AppSource::Module { module, callable } => {
-            let m = py.import(module.as_str()).map_err(|e| {
+            let m = py.import(module).map_err(|e| {
                 format!(
                     "cannot import module {module:?} (cwd {}): {}",
                     cwd_display(),

@@ -20,10 +20,12 @@ mod start_response;
 mod uwsgi_environ;
 mod value_cache;
 
+use std::path::{Path, PathBuf};
+
 use pyo3::prelude::*;
 use pyo3::types::{PyCFunction, PyDict, PyTuple};
 
-use crate::config::Config;
+pub use app::AppSource;
 pub use call::{Caller, Done, Outcome, Stream};
 pub use environ::{ConnInfo, Head, Request};
 pub use sink::{Flow, Gone, Sink};
@@ -66,24 +68,41 @@ fn format_exception(py: Python<'_>, e: &PyErr) -> String {
     }
 }
 
+/// What [`Bridge::start`] needs: the worker fills it from the configuration,
+/// so the bridge depends on no configuration type (DESIGN.md §6).
+pub struct Settings<'a> {
+    /// `--home`: the virtualenv whose python is `sys.executable`.
+    pub home: Option<&'a Path>,
+    /// `--pythonpath`: put in front of `sys.path`, in order.
+    pub pythonpath: &'a [PathBuf],
+    pub app: AppSource<'a>,
+    /// `sys.argv`.
+    pub argv: &'a [String],
+    /// App threads (more than one sets `wsgi.multithread`).
+    pub threads: usize,
+    /// `--preload` (what `rwsgi.preload` tells the app).
+    pub preload: bool,
+    /// `--post-fork MODULE:CALLABLE`, run after `@rwsgi.postfork` hooks.
+    pub post_fork: Option<&'a str>,
+}
+
 impl Bridge {
     /// Initialises Python (after `--chdir`, which the worker applied) and
     /// imports the app. The error is the one line (plus traceback) to log.
-    pub fn start(config: &Config, threads: usize) -> Result<Bridge, String> {
-        let argv: Vec<String> = std::env::args().collect();
-        interpreter::start(config.home.as_deref(), &argv)?;
+    pub fn start(settings: &Settings<'_>) -> Result<Bridge, String> {
+        interpreter::start(settings.home, settings.argv)?;
         Python::attach(|py| {
-            app::extend_sys_path(py, &config.pythonpath)
+            app::extend_sys_path(py, settings.pythonpath)
                 .map_err(|e| format!("--pythonpath: {}", format_exception(py, &e)))?;
-            preload::install_module(py, config.preload)
+            preload::install_module(py, settings.preload)
                 .map_err(|e| format!("creating the rwsgi module: {e}"))?;
-            let app = app::load(py, &config.app)?;
-            if let Some(spec) = &config.post_fork {
+            let app = app::load(py, settings.app)?;
+            if let Some(spec) = settings.post_fork {
                 preload::add_post_fork(py, spec)?;
             }
             Ok(Bridge {
                 app: app.unbind(),
-                multithread: threads > 1,
+                multithread: settings.threads > 1,
             })
         })
     }

@@ -49,6 +49,17 @@ impl Server {
         server
     }
 
+    /// Like `start`, for a prepared command (rwsgi, or a wrapper that execs
+    /// it with a lower limit or extra env) whose arguments include
+    /// `--http 127.0.0.1:0`.
+    pub fn start_command(cmd: Command) -> Server {
+        let mut server = Server::spawn_command(cmd);
+        let line = server.wait_for_log("listening on http://", STARTUP);
+        server.port = Some(parse_port(&line));
+        server.wait_for_log("] ready: ", STARTUP);
+        server
+    }
+
     /// Starts rwsgi with exactly `args` (bring your own `--http` / `--socket`)
     /// and waits until the master says all workers are ready. `port()` is the
     /// first HTTP listener's, if there is one; see `listening` for the others.

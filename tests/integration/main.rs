@@ -12,6 +12,7 @@ mod container;
 mod defer_accept;
 mod errors;
 mod flask;
+mod hardening;
 mod hostile;
 mod keepalive;
 mod lifecycle;

@@ -212,3 +212,34 @@ fn harakiri_names_the_stuck_thread_and_answers_504() {
     let r = c.read_response(false).expect("the 504");
     assert_eq!(r.status, 504);
 }
+
+/// A worker whose threads are all busy leaves new connections to a sibling
+/// with a free thread: with 3 of 2 × 2 threads sleeping, one worker is full,
+/// and no new request may wait behind it.
+#[test]
+fn a_worker_with_every_thread_busy_leaves_new_connections_to_a_sibling() {
+    let mut server = threads_app(&["--processes", "2", "--threads", "2"]);
+    server.wait_for_children(2, PROMPT);
+    // All three run at once: none is queued behind a full worker.
+    let _sleepers: Vec<TcpStream> = (0..3)
+        .map(|i| {
+            let s = send_raw(&server, "/sleep?ms=4000");
+            // One at a time, so each sees the others' threads taken.
+            server.wait_for_log_count("sleep-begin", i + 1, Duration::from_secs(2));
+            s
+        })
+        .collect();
+    // A new connection goes to the worker with a free thread (the counts
+    // are exact now: no request is finishing), and keeps being served there.
+    let started = Instant::now();
+    let mut c = server.connect();
+    c.set_read_timeout(Duration::from_secs(3));
+    for _ in 0..10 {
+        assert_eq!(c.get("/").body, b"ok");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "a new connection waited {:?} behind a full worker",
+        started.elapsed()
+    );
+}

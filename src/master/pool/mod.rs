@@ -3,13 +3,14 @@
 
 mod guard;
 mod recycle;
+mod respawn;
 
 use std::io;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-use super::{RetireReason, WorkerContext, WorkerEntry, EXIT_APP_LOAD_ERROR};
-use crate::config::Config;
+use crate::config::{Config, ReloadMode};
+use crate::supervise::{RetireReason, WorkerContext, WorkerEntry, EXIT_APP_LOAD_ERROR};
 use std::collections::HashMap;
 
 use crate::scoreboard::{now_us, Counters, Scoreboard};
@@ -17,27 +18,10 @@ use crate::socket::Listener;
 use crate::sys::{self, ExitStatus, Forked};
 
 use guard::{CrashGuard, Fork};
+use respawn::Respawn;
 
 /// Longest wait for killed starting workers to be reaped before forking.
 const SUPERSEDED_WAIT: Duration = Duration::from_secs(1);
-
-/// How a reload replaces workers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReloadMode {
-    /// One new worker at a time; each ready one retires one old worker.
-    Rolling,
-    /// All new workers at once; old ones retire as new ones become ready.
-    All,
-}
-
-impl ReloadMode {
-    pub fn name(self) -> &'static str {
-        match self {
-            ReloadMode::Rolling => "rolling",
-            ReloadMode::All => "all",
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct Worker {
@@ -81,7 +65,8 @@ pub enum Reaped {
 pub struct Pool {
     /// Counters of workers that have exited (stats totals never go down).
     pub retired: Counters,
-    /// Replacements by cause, in the order of `stats::RESPAWN_CAUSES`.
+    /// Replacements by cause, indexed by [`Respawn::index`] (named in the
+    /// order of `stats::RESPAWN_CAUSES`).
     pub respawns: [u64; 5],
     /// How often each worker id was spawned, and killed by harakiri.
     pub spawns: HashMap<usize, u64>,
@@ -176,7 +161,7 @@ impl Pool {
             match pick {
                 Some(i) => {
                     if self.workers[i].generation < generation {
-                        self.respawns[4] += 1;
+                        self.respawns[Respawn::Reload.index()] += 1;
                     }
                     Self::stop(&mut self.workers[i], scoreboard, self.grace)
                 }
@@ -448,7 +433,7 @@ impl Pool {
             );
         }
         scoreboard.slot(w.slot).free();
-        self.respawns[0] += 1;
+        self.respawns[Respawn::Crash.index()] += 1;
         Reaped::Crashed { load_error }
     }
 }
@@ -462,11 +447,14 @@ fn fork_worker(
     inherited: &[RawFd],
 ) -> io::Result<libc::pid_t> {
     sys::block_all_signals(true);
-    let forked = sys::fork();
+    // SAFETY: the master is single-threaded (DESIGN §1).
+    let forked = unsafe { sys::fork() };
     match forked {
         Ok(Forked::Child) => {
             for &fd in inherited {
-                sys::close(fd);
+                // SAFETY: the master's private fds; the child never uses
+                // them, and never drops their owners (it ends in _exit).
+                unsafe { sys::close(fd) };
             }
             let _ = sys::default_signals(super::signals::HANDLED);
             // A panic in the worker must never unwind into the master's

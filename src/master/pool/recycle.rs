@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Pool, RetireReason};
+use super::{Pool, Respawn, RetireReason};
 use crate::scoreboard::Scoreboard;
 use crate::sys;
 
@@ -23,10 +23,7 @@ impl Pool {
         min_lifetime: Duration,
     ) {
         let why = reason.flag();
-        let cause = match reason {
-            RetireReason::MaxRequests => 1,
-            RetireReason::Rss => 2,
-        };
+        let cause = Respawn::from(reason).index();
         let Some(w) = self
             .workers
             .iter_mut()
@@ -156,7 +153,7 @@ impl Pool {
             *harakiris.entry(w.id).or_default() += 1;
             killed += 1;
         }
-        self.respawns[3] += killed as u64;
+        self.respawns[Respawn::Harakiri.index()] += killed as u64;
         killed
     }
 

@@ -336,6 +336,16 @@ fn is_root() -> bool {
     proc_status(std::process::id(), "Uid").first() == Some(&0)
 }
 
+/// A test of what the root master does for `--uid`/`--gid` fails, rather
+/// than passes without checking anything, when not run as root.
+fn needs_root() {
+    assert!(
+        is_root(),
+        "this test needs root (it checks what the root master does for --uid); \
+         run the tests as root, as the CI does, or skip it with `--skip needs_root`"
+    );
+}
+
 /// A port that was free a moment ago on every interface (another process
 /// may still take it: callers retry).
 fn free_port() -> u16 {

@@ -150,11 +150,8 @@ fn start_unprivileged(python: &UnprivilegedPython, extra: &[&str]) -> Server {
 }
 
 #[test]
-fn uid_and_gid_drop_the_workers_privileges() {
-    if !is_root() {
-        eprintln!("skipped: --uid/--gid need root");
-        return;
-    }
+fn needs_root_uid_and_gid_drop_the_workers_privileges() {
+    needs_root();
     let (uid, _) = passwd_ids("nobody");
     let gid = group_id("nogroup");
     let python = UnprivilegedPython::new();
@@ -179,11 +176,8 @@ fn uid_and_gid_drop_the_workers_privileges() {
 }
 
 #[test]
-fn uid_and_gid_apply_to_the_preload_template_and_its_workers() {
-    if !is_root() {
-        eprintln!("skipped: --uid/--gid need root");
-        return;
-    }
+fn needs_root_uid_and_gid_apply_to_the_preload_template_and_its_workers() {
+    needs_root();
     let (uid, _) = passwd_ids("nobody");
     let gid = group_id("nogroup");
     let python = UnprivilegedPython::new();
@@ -214,11 +208,8 @@ fn uid_and_gid_apply_to_the_preload_template_and_its_workers() {
 }
 
 #[test]
-fn numeric_uid_without_gid_takes_the_users_group() {
-    if !is_root() {
-        eprintln!("skipped: --uid needs root");
-        return;
-    }
+fn needs_root_numeric_uid_without_gid_takes_the_users_group() {
+    needs_root();
     // --gid defaults to the user's group, whether --uid is a name or a number.
     let (uid, gid) = passwd_ids("nobody");
     let python = UnprivilegedPython::new();
@@ -235,11 +226,8 @@ fn numeric_uid_without_gid_takes_the_users_group() {
 }
 
 #[test]
-fn logto_reopen_works_for_workers_that_dropped_privileges() {
-    if !is_root() {
-        eprintln!("skipped: --uid needs root");
-        return;
-    }
+fn needs_root_logto_reopen_works_for_workers_that_dropped_privileges() {
+    needs_root();
     let dir = TempDir::new("cfg-logto-uid");
     let (log, rotated) = (dir.file("rwsgi.log"), dir.file("rwsgi.log.1"));
     let python = UnprivilegedPython::new();

@@ -26,6 +26,15 @@ fn log_lines_never_reach_a_client_after_the_app_closes_stdio() {
         assert_eq!(r.status, 200);
     }
     server.wait_for_log("GET /logged-4?token=SECRET4", PROMPT);
+    // No client socket took the numbers the app freed: whatever writes to
+    // fd 1 or 2 (a print(), a C library) reaches /dev/null, not a client.
+    let worker = server.wait_for_children(1, PROMPT)[0];
+    for fd in [1, 2] {
+        let target = std::fs::read_link(format!("/proc/{worker}/fd/{fd}"))
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        assert!(!target.starts_with("socket:"), "fd {fd} is {target}");
+    }
     // Each waiting client gets exactly its own response, no log text.
     for (i, w) in waiting.iter_mut().enumerate() {
         w.set_read_timeout(Duration::from_secs(10));

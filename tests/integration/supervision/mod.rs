@@ -8,7 +8,9 @@
 //! - `recycle`: max-requests and reload-on-rss (also for idle workers),
 //!   TTIN/TTOU;
 //! - `shutdown`: TERM drains, INT is fast, --shutdown-delay;
-//! - `orphan`: a SIGKILLed master's workers let go of the port.
+//! - `orphan`: a SIGKILLed master's workers let go of the port;
+//! - `upgrade`: USR2 hands the server to a new master without dropping a
+//!   request, and a new master that fails leaves the old one serving.
 //!
 //! These tests run one at a time (`exclusive`): each drives the machine
 //! hard, and their deadlines assume they do not compete with each other.
@@ -171,3 +173,4 @@ mod preload;
 mod recycle;
 mod reload;
 mod shutdown;
+mod upgrade;

@@ -1,7 +1,7 @@
 //! The service manager files in `scripts/`: the systemd units pass
 //! `systemd-analyze verify` (which works without systemd running as PID 1),
-//! and the SysV init script starts, reloads, restarts and stops a real,
-//! daemonized rwsgi through its pidfile.
+//! and the SysV init script starts, reloads, upgrades, restarts and stops a
+//! real, daemonized rwsgi through its pidfile.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -296,4 +296,58 @@ fn init_script_with_start_stop_daemon() {
 #[test]
 fn init_script_with_plain_kill() {
     init_script_cycle(None);
+}
+
+/// `upgrade`: SIGUSR2 through the pidfile; the script returns once the new
+/// master serves and the old one is gone.
+#[test]
+fn init_script_upgrade_hands_over_to_a_new_master() {
+    let dir = TempDir::new("initd-upgrade");
+    let pidfile = dir.path().join("rwsgi.pid");
+    let logfile = dir.path().join("rwsgi.log");
+    let args = format!(
+        "--http 127.0.0.1:0 --wsgi-file {} --processes 1",
+        app("hello.py")
+    );
+    let env = [
+        ("DAEMON", env!("CARGO_BIN_EXE_rwsgi").to_string()),
+        ("DAEMON_ARGS", args),
+        ("PIDFILE", pidfile.to_string_lossy().into_owned()),
+        ("LOGFILE", logfile.to_string_lossy().into_owned()),
+        (
+            "DEFAULTS_FILE",
+            dir.path().join("none").to_string_lossy().into_owned(),
+        ),
+        ("START_STOP_DAEMON", String::new()),
+    ];
+    let mut masters = Masters(Vec::new());
+    let (code, out) = init("start", &env, &dir);
+    assert_eq!(code, 0, "start: {out}");
+    let old = pid_in(&pidfile);
+    masters.0.push(old);
+    let log = wait_in_file(&logfile, "] ready: ", 1);
+    let port: u16 = log
+        .lines()
+        .find_map(|l| l.split("listening on http://127.0.0.1:").nth(1))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .expect("the port in the log");
+
+    let (code, out) = init("upgrade", &env, &dir);
+    let new = pid_in(&pidfile);
+    masters.0.push(new);
+    assert_eq!(code, 0, "upgrade: {out}");
+    assert!(
+        out.contains(&format!("upgraded (pid {old} -> {new})")),
+        "{out}"
+    );
+    assert!(!is_rwsgi_process(old), "the old master {old} still runs");
+    assert!(
+        !dir.path().join("rwsgi.pid.oldbin").exists(),
+        ".oldbin left behind"
+    );
+    assert_eq!(Client::connect(port).get("/").text(), "Hello, World!");
+
+    let (code, out) = init("stop", &env, &dir);
+    assert_eq!(code, 0, "stop: {out}");
+    assert!(!is_rwsgi_process(new), "master {new} still runs after stop");
 }

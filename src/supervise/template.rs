@@ -1,8 +1,6 @@
 //! The template protocol of `--preload`, shared by the master (which asks
 //! for workers) and the template (which forks them): what a template is
 //! handed, its entry point, and the fork requests and answers on its pipes.
-//! Depends on nothing of the master's, so it can sit beside the other
-//! master–worker contract types.
 
 use std::os::fd::RawFd;
 
