@@ -23,18 +23,6 @@ impl Master {
             self.leave_sockets_to_new_master();
         }
         self.set_phase(Phase::ShuttingDown);
-        if let Some(t) = &mut self.templates {
-            // A template serves nobody: it goes at once (one still
-            // importing is killed, it would only notice after the import).
-            t.signal_all(
-                if graceful {
-                    libc::SIGTERM
-                } else {
-                    libc::SIGINT
-                },
-                true,
-            );
-        }
         let delay = self.config.shutdown_delay;
         if graceful && !delay.is_zero() && self.drain_at.is_none() {
             log::info!(
@@ -64,6 +52,18 @@ impl Master {
         );
         if self.pool.is_empty() {
             self.shut_listeners();
+        }
+        if let Some(t) = &mut self.templates {
+            // A template serves nobody: it goes at once (one still
+            // importing is killed, it would only notice after the import).
+            t.signal_all(
+                if graceful {
+                    libc::SIGTERM
+                } else {
+                    libc::SIGINT
+                },
+                true,
+            );
         }
         // USR2: each worker takes what is queued, then shuts the shared
         // listeners, so later connections are refused, never queued and reset.

@@ -282,3 +282,56 @@ fn preload_int_and_quit_stop_the_template_too() {
         );
     }
 }
+
+/// USR2 under --preload: the new master starts its own template and
+/// workers; the old master stops its template with its workers and exits 0,
+/// and no request fails.
+#[test]
+fn preload_usr2_upgrade_stops_the_old_template_and_drops_nothing() {
+    let _x = exclusive();
+    let app = TempApp::new("v1");
+    let mut server = start_preloaded(&app.path(), &[]);
+    let old_template = template_of(&server);
+    let load = Load::start(server.port(), &LoadSpec::new(2, 2, "/"));
+    load.run_for(Duration::from_millis(500), 100, PROMPT);
+    app.set_version("v2");
+    server.signal("USR2");
+    let line = server.wait_for_log("upgrade: the new master (pid ", PROMPT);
+    let new_master = pid_in(&line, "(pid ");
+    // Not the harness's child: stopped however the test ends.
+    struct Stop(u32);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            send_signal(self.0, "INT");
+        }
+    }
+    let _stop = Stop(new_master);
+    let status = server.wait_exit(PROMPT);
+    assert!(status.success(), "the old master: {status}");
+    assert!(
+        server
+            .log_text()
+            .contains(&format!("template (pid {old_template}) stopped")),
+        "{}",
+        server.log_text()
+    );
+    assert!(
+        !is_rwsgi_process(old_template),
+        "the old template outlived its master"
+    );
+    load.run_for(Duration::from_millis(500), 100, PROMPT);
+    let report = load.finish();
+    report.assert_no_failures("USR2 under --preload");
+    assert_eq!(get_once(server.port(), "/").expect("GET /").body, b"v2");
+    // The new master and its own template and workers stop with INT.
+    let kids = crate::harness::children_of(new_master);
+    assert_eq!(kids.len(), 3, "template + 2 workers: {kids:?}");
+    send_signal(new_master, "INT");
+    let deadline = Instant::now() + PROMPT;
+    while (is_rwsgi_process(new_master) || kids.iter().any(|&k| is_rwsgi_process(k)))
+        && Instant::now() < deadline
+    {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!is_rwsgi_process(new_master) && kids.iter().all(|&k| !is_rwsgi_process(k)));
+}
