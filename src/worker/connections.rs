@@ -78,6 +78,9 @@ pub struct Connections<'a> {
     pub body_memory: usize,
     /// Children the app forked and left: reaped after a grace.
     reaper: crate::sys::Reaper,
+    /// Connections answered from the static map this turn, to drain (see
+    /// `drain_answered`).
+    pub answered: Vec<usize>,
 }
 
 impl<'a> Connections<'a> {
@@ -114,6 +117,7 @@ impl<'a> Connections<'a> {
             stopping: false,
             next_sweep: Instant::now() + Duration::from_secs(1),
             in_app: 0,
+            answered: Vec::new(),
             freed: false,
             body_memory: 0,
             reaper: crate::sys::Reaper::default(),
@@ -332,9 +336,10 @@ impl<'a> Connections<'a> {
         }
     }
 
-    /// Jobs waiting for the inline turn.
+    /// Jobs waiting for the inline turn, or static answers to drain.
     pub fn has_ready(&self) -> bool {
-        matches!(&self.dispatch, Dispatch::Inline { ready, .. } if !ready.is_empty())
+        !self.answered.is_empty()
+            || matches!(&self.dispatch, Dispatch::Inline { ready, .. } if !ready.is_empty())
     }
 
     /// Graceful stop: idle keep-alive connections get a short grace, then
@@ -383,10 +388,10 @@ impl<'a> Connections<'a> {
                     else {
                         continue;
                     };
-                    if let super::conn::After::Resume(stream) = after {
-                        self.abandon(stream);
+                    match after {
+                        super::conn::After::Resume(stream) => self.abandon(idx, stream),
+                        super::conn::After::Finish(_) => self.close(idx),
                     }
-                    self.close(idx);
                 }
                 Phase::Reading if conn.is_idle() => self.close(idx),
                 Phase::Reading => {

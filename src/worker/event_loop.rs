@@ -138,6 +138,7 @@ impl<'a> EventLoop<'a> {
             if self.listeners.retry_at.is_some_and(|r| Instant::now() >= r) {
                 self.listeners.retry(&mut self.conns, self.scoreboard);
             }
+            self.conns.drain_answered();
             if let Some(gil) = gil {
                 self.conns.run_ready(gil);
             }

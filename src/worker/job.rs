@@ -70,6 +70,9 @@ pub struct Completion {
     /// How long a request waited for a free thread, µs (requests only).
     pub waited_us: Option<u64>,
     pub thread: usize,
+    /// The job closed a stream whose client left: the connection waited
+    /// for it only to log the request and close.
+    pub abandoned: bool,
 }
 
 pub enum Result {
@@ -85,7 +88,12 @@ fn back(sink: Option<Box<dyn Sink>>) -> Option<Box<Outbound>> {
 
 /// Runs one job on the calling app thread (which holds the GIL).
 pub fn run(caller: &mut Caller, gil: &Gil<'_>, core: &Core, thread: usize, job: Job) -> Completion {
-    let started = Instant::now();
+    // A stream's slices are one response: its duration counts from the call.
+    let started = match &job.work {
+        Work::Resume { stream, .. } | Work::Abandon { stream } => stream.started(),
+        Work::Request { .. } => Instant::now(),
+    };
+    let abandoned = matches!(job.work, Work::Abandon { .. });
     let mut waited_us = None;
     let (lent, (done, sink)) = match job.work {
         Work::Request {
@@ -124,8 +132,19 @@ pub fn run(caller: &mut Caller, gil: &Gil<'_>, core: &Core, thread: usize, job: 
             core.end();
             (Some(lent), r)
         }
-        Work::Resume { stream, out } => (None, stream.resume(gil, out)),
-        Work::Abandon { stream } => (None, (Done::Finished(stream.abandon(gil)), None)),
+        // The rest of a stream is app time too: harakiri watches it.
+        Work::Resume { stream, out } => {
+            core.begin(&[stream.label().as_bytes()], crate::sys::monotonic_usec());
+            let r = stream.resume(gil, out);
+            core.end();
+            (None, r)
+        }
+        Work::Abandon { stream } => {
+            core.begin(&[stream.label().as_bytes()], crate::sys::monotonic_usec());
+            let r = (Done::Finished(stream.abandon(gil)), None);
+            core.end();
+            (None, r)
+        }
     };
     Completion {
         conn: job.conn,
@@ -138,5 +157,6 @@ pub fn run(caller: &mut Caller, gil: &Gil<'_>, core: &Core, thread: usize, job: 
         started,
         waited_us,
         thread,
+        abandoned,
     }
 }

@@ -155,6 +155,12 @@ impl Sink for Outbound {
             return Err(Gone(io::Error::from(io::ErrorKind::BrokenPipe)));
         }
         self.note_sent();
+        // Bytes still queued from before go first: the client may have read
+        // since. Without this, a stream's items would wait behind them until
+        // the bound fills or the stream ends (an event stream would stall).
+        if !self.queue.is_empty() {
+            self.flush().map_err(Gone)?;
+        }
         let mut sent = 0;
         if self.queue.is_empty() {
             // One send: a short one means the socket is full (or the gather
@@ -174,6 +180,9 @@ impl Sink for Outbound {
             return Err(Gone(io::Error::from(io::ErrorKind::BrokenPipe)));
         }
         self.note_sent();
+        if !self.queue.is_empty() {
+            self.flush().map_err(Gone)?;
+        }
         if self.queue.is_empty() {
             while len > 0 {
                 match sys::try_send_file(self.fd, file.as_raw_fd(), &mut offset, len) {
@@ -251,6 +260,28 @@ mod tests {
         assert_eq!(all.len(), 3 * (4 + big.len()));
         assert_eq!(&all[..4], b"head");
         assert_eq!(&all[4 + big.len()..8 + big.len()], b"head");
+    }
+
+    #[test]
+    fn bytes_queued_earlier_go_out_with_the_next_send() {
+        let (a, mut b) = pair();
+        let mut out = Outbound::new(a.as_raw_fd(), Duration::from_secs(5));
+        // More than the socket takes, less than the bound: the app goes on.
+        let flow = out.send(&[&vec![1u8; OUT_BOUND - 1]]).unwrap();
+        assert_eq!(flow, Flow::Open);
+        assert!(out.queued > 0, "the socket took it all");
+        // The client reads all the socket has; then the app's next (small)
+        // item comes: what waited goes out with it, not at the bound.
+        b.set_nonblocking(true).unwrap();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut read = 0;
+        while let Ok(n) = b.read(&mut buf) {
+            read += n;
+        }
+        assert!(read > 0);
+        assert_eq!(out.send(&[b"event"]).unwrap(), Flow::Open);
+        assert_eq!(out.queued, 0, "still queued after the client read");
+        assert!(out.queue.is_empty());
     }
 
     #[test]

@@ -188,9 +188,20 @@ impl Connections<'_> {
         self.job_done();
         let micros = c.started.elapsed().as_micros() as u64;
         let Some(conn) = self.conns.get_mut(c.conn) else {
-            // An abandoned stream (its connection is gone): nothing to do.
             return;
         };
+        if c.abandoned {
+            // The client is gone: account for the request, then close.
+            conn.phase = Phase::Reading;
+            if let JobResult::Finished(outcome) = &c.result {
+                if outcome.aborted {
+                    sys::reset_on_close(conn.stream.raw_fd());
+                }
+                self.note_request_end(outcome, micros, c.thread, c.conn);
+            }
+            self.close(c.conn);
+            return;
+        }
         if let Some(lent) = c.lent {
             conn.restore(lent);
         }
@@ -236,10 +247,10 @@ impl Connections<'_> {
                     peer(&conn.info.remote_addr)
                 );
                 conn.phase = Phase::Reading;
-                if let After::Resume(stream) = after {
-                    self.abandon(stream);
+                match after {
+                    After::Resume(stream) => self.abandon(idx, stream),
+                    After::Finish(_) => self.close(idx),
                 }
-                self.close(idx);
             }
         }
     }
@@ -265,8 +276,7 @@ impl Connections<'_> {
                     return;
                 };
                 let Some(out) = conn.out.take() else {
-                    self.abandon(stream);
-                    self.close(idx);
+                    self.abandon(idx, stream);
                     return;
                 };
                 conn.phase = Phase::InApp;
@@ -278,11 +288,16 @@ impl Connections<'_> {
         }
     }
 
-    /// A stream whose client left is closed by an app thread (its `close()`
-    /// is Python); no connection waits for the answer.
-    pub fn abandon(&mut self, stream: Stream) {
+    /// A stream whose client left (or stopped reading) is closed by an app
+    /// thread (its `close()` is Python). The connection stays, held by that
+    /// job, until then: the request is still logged and counted, and ended
+    /// on the scoreboard (else harakiri would see it running forever).
+    pub fn abandon(&mut self, idx: usize, stream: Stream) {
+        if let Some(conn) = self.conns.get_mut(idx) {
+            conn.phase = Phase::InApp;
+        }
         self.submit(Job {
-            conn: usize::MAX,
+            conn: idx,
             work: Work::Abandon { stream },
         });
     }

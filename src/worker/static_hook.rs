@@ -6,7 +6,7 @@
 use std::os::fd::OwnedFd;
 use std::time::Instant;
 
-use super::conn::After;
+use super::conn::{After, Phase};
 use super::connections::Connections;
 use crate::config::Protocol;
 use crate::protocol::response::ConnectionEnd;
@@ -75,7 +75,37 @@ impl Connections<'_> {
         let micros = started.elapsed().as_micros() as u64;
         self.note_request_end(&outcome, micros, 0, idx);
         self.slot.count_static(outcome.status, outcome.body_bytes);
-        self.drain(idx, After::Finish(outcome));
+        // Drained at the loop's top level (`drain_answered`), not from here:
+        // draining goes on to the next pipelined request, which may be
+        // static too, and a client pipelining thousands of them would
+        // recurse through this function until the stack overflowed.
+        if let Some(conn) = self.conns.get_mut(idx) {
+            conn.phase = Phase::Draining(After::Finish(outcome));
+            self.answered.push(idx);
+        }
         true
+    }
+
+    /// Drains the connections answered from the static map during this
+    /// turn; requests that follow on them are answered in the next turn.
+    pub fn drain_answered(&mut self) {
+        let mut batch = std::mem::take(&mut self.answered);
+        for idx in batch.drain(..) {
+            let Some(conn) = self.conns.get_mut(idx) else {
+                continue;
+            };
+            // (A connection closed and its index reused meanwhile is not
+            // draining a static answer: left alone.)
+            if let Phase::Draining(After::Finish(_)) = conn.phase {
+                let Phase::Draining(after) = std::mem::replace(&mut conn.phase, Phase::Reading)
+                else {
+                    continue;
+                };
+                self.drain(idx, after);
+            }
+        }
+        if self.answered.is_empty() {
+            self.answered = batch; // keep the allocation
+        }
     }
 }

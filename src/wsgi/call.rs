@@ -34,6 +34,8 @@ pub struct Stream {
     exception: bool,
     /// `METHOD target`, for log lines about the rest of the response.
     label: String,
+    /// When the app was called (the response's duration spans its slices).
+    started: std::time::Instant,
 }
 
 /// Where a call or a resumed stream stands.
@@ -123,6 +125,7 @@ impl Caller {
         what: &dyn std::fmt::Display,
     ) -> Done {
         let py = gil.py;
+        let started = std::time::Instant::now();
         self.meta = meta;
         let sr = self.start_response.bind(py).clone();
         sr.borrow_mut().response.begin(meta, sink);
@@ -151,6 +154,7 @@ impl Caller {
                             sr: sr.unbind(),
                             exception: false,
                             label: what.to_string(),
+                            started,
                         })
                     }
                     Err(e) => {
@@ -186,6 +190,16 @@ impl Caller {
 }
 
 impl Stream {
+    /// `METHOD target` of the request (escaped), for the scoreboard.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// When the app was called for this response.
+    pub fn started(&self) -> std::time::Instant {
+        self.started
+    }
+
     /// Continues the response into `sink` (the client drained what was queued).
     pub fn resume(self, gil: &Gil<'_>, sink: Box<dyn Sink>) -> (Done, Option<Box<dyn Sink>>) {
         let py = gil.py;
@@ -363,8 +377,15 @@ fn iterate(
             continue;
         }
         require_started(sr)?;
-        if sr.borrow_mut().response.send_body(data.as_bytes())? == Flow::Full {
+        let mut this = sr.borrow_mut();
+        if this.response.send_body(data.as_bytes())? == Flow::Full {
             return Ok(Iterated::Full);
+        }
+        // HEAD, 204, 304: with the head out nothing more is sent, so a
+        // client that left would never be noticed and an endless stream
+        // would hold the thread for ever. Stop; close() ends the result.
+        if this.response.bodyless() {
+            return Ok(Iterated::Done);
         }
     }
 }

@@ -115,6 +115,11 @@ impl Response {
         sink.send(bufs).inspect_err(|_| self.must_close = true)
     }
 
+    /// The head is out and no body follows it (HEAD, 204, 304).
+    pub fn bodyless(&self) -> bool {
+        self.head_sent && self.framing == Framing::NoBody
+    }
+
     /// Never send more than the app's Content-Length promised; a long body
     /// means the connection cannot be reused.
     fn clip(&mut self, len: u64) -> u64 {

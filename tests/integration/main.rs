@@ -29,5 +29,6 @@ mod static_files;
 mod supervision;
 mod systemd;
 mod threads;
+mod threads_review;
 mod uwsgi;
 mod wsgi;

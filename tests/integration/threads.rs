@@ -243,3 +243,33 @@ fn a_worker_with_every_thread_busy_leaves_new_connections_to_a_sibling() {
         started.elapsed()
     );
 }
+
+/// A response waiting for a slow reader is not a request stuck in the app:
+/// harakiri leaves its worker alone (it watches the app threads' cores).
+#[test]
+fn a_slow_download_outliving_harakiri_is_not_killed() {
+    let mut server = threads_app(&["--processes", "1", "--harakiri", "1"]);
+    let mut s = send_raw(&server, "/stream?mb=8");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let started = Instant::now();
+    let mut buf = vec![0u8; 32 << 10];
+    let mut total = 0usize;
+    // About 3 MB/s: the download lasts well past --harakiri 1.
+    while total < 8 << 20 {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => total += n,
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(started.elapsed() > Duration::from_millis(1500));
+    assert!(total >= 8 << 20, "read {total} bytes");
+    answered_within(&server, "/", Duration::from_secs(1));
+    server.signal("TERM");
+    server.wait_exit(PROMPT);
+    assert!(
+        !server.log_text().contains("harakiri:"),
+        "{}",
+        server.log_text()
+    );
+}

@@ -110,12 +110,21 @@ impl Pool {
         let mut killed = 0;
         let harakiris = &mut self.harakiris;
         for w in self.workers.iter_mut().filter(|w| !w.stopping) {
-            let slot = scoreboard.slot(w.slot);
-            let start = slot.request_start_us();
-            if start == 0 || now.saturating_sub(start) <= limit_us {
+            // The app threads' cores say what is running in the app now; a
+            // response waiting for a slow client to read it is not (the
+            // slot still shows its request) and is never harakiri's.
+            let cores = scoreboard.cores(w.slot);
+            let Some(oldest) = cores
+                .iter()
+                .filter(|c| c.request_start_us() != 0)
+                .min_by_key(|c| c.request_start_us())
+            else {
+                continue;
+            };
+            let start = oldest.request_start_us();
+            if now.saturating_sub(start) <= limit_us {
                 continue;
             }
-            let cores = scoreboard.cores(w.slot);
             let threads = if cores.len() > 1 {
                 let stuck: Vec<String> = cores
                     .iter()
@@ -142,7 +151,7 @@ impl Pool {
                  its Python stacks follow, then killing it",
                 w.id,
                 w.pid,
-                slot.label(),
+                oldest.label(),
                 now.saturating_sub(start) as f64 / 1e6,
                 limit.as_secs()
             );
