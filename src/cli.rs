@@ -128,6 +128,21 @@ pub struct Cli {
     #[arg(long, short = 'H', visible_aliases = ["venv", "virtualenv"], value_name = "DIR")]
     pub home: Option<PathBuf>,
 
+    /// Import the app once in a template process and fork the workers from
+    /// it (copy-on-write memory; HUP still loads new code)
+    #[arg(long)]
+    pub preload: bool,
+
+    /// Each worker imports the app itself after its fork (the default;
+    /// turns --preload off wherever it was set)
+    #[arg(long)]
+    pub lazy_apps: bool,
+
+    /// Call MODULE:CALLABLE in each worker right after its fork (reopen
+    /// database pools, APM exporters); see also @rwsgi.postfork
+    #[arg(long, value_name = "MODULE:CALLABLE")]
+    pub post_fork: Option<String>,
+
     /// Add DIR to sys.path before importing the app; repeatable
     #[arg(long, visible_alias = "pp", value_name = "DIR")]
     pub pythonpath: Vec<PathBuf>,
@@ -253,10 +268,6 @@ pub struct Cli {
     #[arg(long, help_heading = COMPAT)]
     pub need_app: bool,
 
-    /// uWSGI's flag; each worker always imports the app after the fork
-    #[arg(long, help_heading = COMPAT)]
-    pub lazy_apps: bool,
-
     /// uWSGI's flag; each worker always has exactly one interpreter
     #[arg(long, help_heading = COMPAT)]
     pub single_interpreter: bool,
@@ -290,7 +301,6 @@ pub const COMPAT_FLAGS: &[&str] = &[
     "die-on-term",
     "enable-threads",
     "need-app",
-    "lazy-apps",
     "single-interpreter",
     "thunder-lock",
     "strict",
@@ -305,7 +315,6 @@ impl Cli {
             self.die_on_term,
             self.enable_threads,
             self.need_app,
-            self.lazy_apps,
             self.single_interpreter,
             self.thunder_lock,
             self.strict,

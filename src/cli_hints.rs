@@ -13,10 +13,6 @@ const HINTS: &[(&str, &str)] = &[
         "rwsgi has one kind of worker (Gunicorn's -k chooses one); there is nothing to choose",
     ),
     (
-        "--preload",
-        "rwsgi has no preloading: each worker imports the app after the fork",
-    ),
-    (
         "--graceful-timeout",
         "Gunicorn's --graceful-timeout is --shutdown-timeout here",
     ),

@@ -176,7 +176,11 @@ pub fn run() -> Result<ExitCode, StartError> {
     process::write_pidfile(&config).map_err(StartError::Pidfile)?;
     let pidfile = config.process.pidfile.clone();
     let code = master::Master::new(config, listeners, endpoints, worker::entry)
-        .map(|m| m.tell_when_ready(upgrade_ready).run())
+        .and_then(|mut m| {
+            // --preload: workers are forked by a template the master starts.
+            m.preload_with(worker::template::entry)?;
+            Ok(m.tell_when_ready(upgrade_ready).run())
+        })
         .map_err(StartError::Master);
     process::remove_pidfile(pidfile.as_deref());
     Ok(ExitCode::from(u8::try_from(code?).unwrap_or(EXIT_RUNTIME)))

@@ -38,6 +38,9 @@ pub struct WorkerStat {
     pub delta_requests: u64,
     pub rss: u64,
     pub vsz: u64,
+    /// Proportional, private (USS) and shared memory, from smaps_rollup
+    /// (rwsgi's own fields; shared is large under `--preload`).
+    pub memory: MemorySplit,
     /// Unix seconds of the worker's spawn.
     pub last_spawn: u64,
     pub respawn_count: u64,
@@ -45,6 +48,26 @@ pub struct WorkerStat {
     pub in_request: bool,
     /// The app threads (`--threads`).
     pub cores: Vec<CoreStat>,
+}
+
+/// A worker's memory by sharing, in bytes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MemorySplit {
+    pub pss: u64,
+    pub uss: u64,
+    pub shared: u64,
+}
+
+/// rwsgi's fields after uWSGI's in a worker's JSON object (which `o` ends).
+fn append_memory(o: &mut String, m: &MemorySplit) {
+    if o.ends_with('}') {
+        o.pop();
+        let _ = write!(
+            o,
+            ",\"pss\":{},\"uss\":{},\"shared\":{}}}",
+            m.pss, m.uss, m.shared
+        );
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -156,6 +179,7 @@ pub fn render_json(s: &Snapshot) -> String {
             o.push_str("}}");
         }
         o.push_str("]}");
+        append_memory(&mut o, &w.memory);
     }
     o.push_str("]}");
     o
@@ -356,6 +380,37 @@ pub fn render_prometheus(s: &Snapshot) -> String {
             w.id, w.pid, w.rss
         );
     }
+    type Metric = (&'static str, &'static str, fn(&MemorySplit) -> u64);
+    let split: [Metric; 3] = [
+        (
+            "pss",
+            "Proportional memory of each worker (shared pages divided among their sharers).",
+            |m| m.pss,
+        ),
+        (
+            "uss",
+            "Private memory of each worker (what it alone costs).",
+            |m| m.uss,
+        ),
+        (
+            "shared",
+            "Memory each worker shares with other processes (the template's, under --preload).",
+            |m| m.shared,
+        ),
+    ];
+    for (kind, help, get) in split {
+        let name = format!("rwsgi_worker_{kind}_bytes");
+        head(&mut o, &name, "gauge", help);
+        for w in &s.workers {
+            let _ = writeln!(
+                o,
+                "{name}{{worker=\"{}\",pid=\"{}\"}} {}",
+                w.id,
+                w.pid,
+                get(&w.memory)
+            );
+        }
+    }
     head(
         &mut o,
         "rwsgi_worker_requests_total",
@@ -443,6 +498,26 @@ mod tests {
             "rwsgi_static_requests_total 8\n",
             "rwsgi_static_bytes_total 200\n",
             "rwsgi_static_not_modified_total 2\n",
+        ] {
+            assert!(p.contains(needle), "{needle} in {p}");
+        }
+    }
+
+    #[test]
+    fn worker_memory_split_is_in_json_and_metrics() {
+        let mut s = snapshot();
+        s.workers[0].memory = MemorySplit {
+            pss: 3,
+            uss: 2,
+            shared: 5,
+        };
+        let j = render_json(&s);
+        assert!(j.ends_with(",\"pss\":3,\"uss\":2,\"shared\":5}]}"), "{j}");
+        let p = render_prometheus(&s);
+        for needle in [
+            "rwsgi_worker_pss_bytes{worker=\"1\",pid=\"43\"} 3\n",
+            "rwsgi_worker_uss_bytes{worker=\"1\",pid=\"43\"} 2\n",
+            "rwsgi_worker_shared_bytes{worker=\"1\",pid=\"43\"} 5\n",
         ] {
             assert!(p.contains(needle), "{needle} in {p}");
         }

@@ -65,6 +65,10 @@ pub struct Config {
     pub chdir: Option<PathBuf>,
     pub home: Option<PathBuf>,
     pub pythonpath: Vec<PathBuf>,
+    /// `--preload` (and not `--lazy-apps`): workers fork from a template.
+    pub preload: bool,
+    /// `--post-fork MODULE:CALLABLE`, checked for its shape.
+    pub post_fork: Option<String>,
     pub log_level: log::LevelFilter,
     pub access_log: bool,
     pub access: AccessLog,
@@ -264,6 +268,10 @@ impl Config {
                 crate::scoreboard::MAX_SLOTS / 2
             ));
         }
+        let post_fork = match &cli.post_fork {
+            Some(spec) => Some(python::check_post_fork(spec).map_err(ConfigError::invalid)?),
+            None => None,
+        };
         let threads = cli.threads.unwrap_or(1);
         if threads == 0 || threads > crate::scoreboard::MAX_THREADS {
             return err(format!(
@@ -386,6 +394,8 @@ impl Config {
             chdir: cli.chdir,
             home: cli.home,
             pythonpath: cli.pythonpath,
+            preload: cli.preload && !cli.lazy_apps,
+            post_fork,
             log_level,
             access_log: !cli.disable_logging,
             limits,

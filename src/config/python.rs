@@ -40,6 +40,25 @@ pub fn check_home(home: &Path) -> Result<(), String> {
     }
 }
 
+/// `--post-fork` must name a module and a callable, both Python names.
+pub fn check_post_fork(spec: &str) -> Result<String, String> {
+    let ident = |s: &str| {
+        !s.is_empty()
+            && s.split('.').all(|p| {
+                p.chars()
+                    .next()
+                    .is_some_and(|c| c.is_alphabetic() || c == '_')
+                    && p.chars().all(|c| c.is_alphanumeric() || c == '_')
+            })
+    };
+    match spec.split_once(':') {
+        Some((m, c)) if ident(m) && ident(c) && !c.contains('.') => Ok(spec.to_string()),
+        _ => Err(format!(
+            "--post-fork {spec:?}: expected MODULE:CALLABLE, like myapp.hooks:reopen_pools"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +71,13 @@ mod tests {
         assert_eq!(venv_version(uv).as_deref(), Some("3.13"));
         assert_eq!(venv_version("home = /x\n"), None);
         assert_eq!(venv_version("version = banana\n"), None);
+    }
+
+    #[test]
+    fn post_fork_names_a_module_and_a_callable() {
+        assert!(check_post_fork("app.hooks:reopen").is_ok());
+        for bad in ["app", "app:", ":f", "app:a.b", "1app:f", "app:f()", "a b:f"] {
+            assert!(check_post_fork(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -53,6 +53,18 @@ impl Master {
         if self.pool.is_empty() {
             self.shut_listeners();
         }
+        if let Some(t) = &mut self.templates {
+            // A template serves nobody: it goes at once (one still
+            // importing is killed, it would only notice after the import).
+            t.signal_all(
+                if graceful {
+                    libc::SIGTERM
+                } else {
+                    libc::SIGINT
+                },
+                true,
+            );
+        }
         // USR2: each worker takes what is queued, then shuts the shared
         // listeners, so later connections are refused, never queued and reset.
         // After an upgrade's handover the listeners are the new master's:

@@ -5,8 +5,10 @@
 mod drain;
 pub mod endpoints;
 mod pool;
+mod preload;
 mod signals;
 mod snapshot;
+pub mod template;
 pub mod upgrade;
 
 use std::io;
@@ -71,6 +73,8 @@ pub struct Master {
     /// Socket files taken over from the previous master: this one's to
     /// remove (`--vacuum`) once it is ready.
     handed_files: Vec<crate::socket::SocketFile>,
+    /// The `--preload` template processes (None without it).
+    templates: Option<template::Templates>,
 }
 
 impl Master {
@@ -145,6 +149,7 @@ impl Master {
             oldbin: None,
             handed_over: false,
             handed_files,
+            templates: None,
         })
     }
 
@@ -158,11 +163,15 @@ impl Master {
         );
         let n = self.config.processes; // [systemd hook] STATUS=starting N worker(s)
         self.notifier.phase(Phase::Starting, n, &self.listeners);
+        if self.templates.is_some() {
+            self.start_template(template::Start::Boot);
+        }
         self.fill_pool();
         let mut events = Events::with_capacity(64);
         let mut sigs = Vec::new();
         loop {
-            if self.phase == Phase::ShuttingDown && self.pool.is_empty() {
+            let templates_gone = !self.templates.as_ref().is_some_and(|t| !t.is_empty());
+            if self.phase == Phase::ShuttingDown && self.pool.is_empty() && templates_gone {
                 break;
             }
             let timeout = self.next_timeout();
@@ -252,6 +261,7 @@ impl Master {
             self.pool.next_kill(),
             self.watchdog_at, // [systemd hook] WATCHDOG=1
             self.rss_check_at,
+            self.templates.as_ref().and_then(|t| t.restart_at()),
         ];
         for at in timers.into_iter().flatten() {
             t = t.min(at.saturating_duration_since(now));
@@ -281,6 +291,9 @@ impl Master {
                 Some(_) => {
                     crate::process::reopen_log(&self.config);
                     self.pool.signal_all(libc::SIGUSR1);
+                    if let Some(t) = &mut self.templates {
+                        t.signal_all(libc::SIGUSR1, false);
+                    }
                 }
                 None => log::info!("SIGUSR1: logs go to stderr; nothing to reopen"),
             },
@@ -299,30 +312,13 @@ impl Master {
             self.config.reload_mode.name()
         );
         self.set_phase(Phase::Reloading);
-        self.pool.begin_reload();
-        self.fill_pool();
-    }
-
-    fn fill_pool(&mut self) {
-        if self.phase == Phase::ShuttingDown {
+        if self.templates.is_some() {
+            // The pool's reload starts once the new template has imported.
+            self.start_template(template::Start::Reload);
             return;
         }
-        let mut inherited = vec![
-            self.poll.as_raw_fd(),
-            self.signal_fd.as_raw_fd(),
-            self.notify_read.as_raw_fd(),
-        ];
-        inherited.extend(self.endpoints.fds());
-        inherited.extend(self.upgrade_fds());
-        if let Err(e) = self.pool.spawn_missing(
-            &self.config,
-            &self.listeners,
-            &self.scoreboard,
-            self.notify_write.as_raw_fd(),
-            &inherited,
-        ) {
-            log::error!("cannot fork a worker: {e}");
-        }
+        self.pool.begin_reload();
+        self.fill_pool();
     }
 
     fn read_notices(&mut self) {
@@ -333,6 +329,9 @@ impl Master {
             }
             for msg in buf[..n].chunks_exact(NOTICE_LEN) {
                 match Notice::decode(msg) {
+                    Some((Notice::Ready, crate::supervise::template::TEMPLATE_SLOT, pid)) => {
+                        self.on_template_ready(pid)
+                    }
                     Some((Notice::Ready, slot, pid)) => self.on_ready(slot, pid),
                     Some((Notice::Retire(reason), slot, pid)) => {
                         if self.phase != Phase::ShuttingDown {
@@ -350,20 +349,23 @@ impl Master {
     fn on_ready(&mut self, slot: usize, pid: libc::pid_t) {
         let Some(w) = self.pool.mark_ready(slot, pid) else {
             log::debug!("ready notice from pid {pid} (slot {slot}), no longer a worker: ignored");
+            self.kill_stray_worker(pid);
             return;
         };
         log::debug!("worker {} (pid {}) ready", w.id, w.pid);
         match self.phase {
             Phase::Starting if self.pool.all_ready() => {
                 log::info!(
-                    "ready: {} worker(s) serving {} (startup {} ms)",
+                    "ready: {} worker(s) serving {} (startup {} ms; {}; {})",
                     self.pool.len(),
                     self.listeners
                         .iter()
                         .map(|l| format!("{}://{}", l.protocol.name(), l.addr))
                         .collect::<Vec<_>>()
                         .join(", "),
-                    self.started.elapsed().as_millis()
+                    self.started.elapsed().as_millis(),
+                    self.mode_description(),
+                    self.memory_summary()
                 );
                 self.set_phase(Phase::Running);
                 self.tell_previous_master();
@@ -378,6 +380,9 @@ impl Master {
 
     fn finish_reload_if_done(&mut self) {
         if self.phase == Phase::Reloading && self.pool.reload_done() {
+            if let Some(t) = &mut self.templates {
+                t.reload_done();
+            }
             log::info!(
                 "reload complete: {} worker(s) of the new generation",
                 self.pool.len()
@@ -396,6 +401,9 @@ impl Master {
                     break;
                 }
             };
+            if self.template_reaped(pid, status) {
+                continue;
+            }
             match self.pool.reaped(pid, status, &self.scoreboard) {
                 Reaped::Expected => {}
                 Reaped::Crashed { load_error } => {
@@ -408,6 +416,9 @@ impl Master {
                             "reload failed: the new code does not load; keeping the old workers"
                         );
                         self.pool.abort_reload(&self.scoreboard);
+                        if let Some(t) = &mut self.templates {
+                            t.revert();
+                        }
                         self.set_phase(Phase::Running);
                     }
                 }
@@ -420,6 +431,7 @@ impl Master {
 
     fn on_timers(&mut self) {
         self.watchdog_at = self.notifier.watchdog(); // [systemd hook]
+        self.template_timer();
         if self.pool.next_kill().is_some_and(|at| Instant::now() >= at) {
             self.pool.kill_overdue();
         }

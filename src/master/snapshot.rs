@@ -46,6 +46,13 @@ pub fn take(
             let counters = slot.counters();
             // Read each worker's memory now, so idle workers show it too.
             let (rss, vsz) = sys::memory_of(w.pid).unwrap_or((slot.rss_bytes(), slot.vsz_bytes()));
+            let memory = sys::memory_detail_of(w.pid)
+                .map(|m| crate::stats::MemorySplit {
+                    pss: m.pss,
+                    uss: m.uss,
+                    shared: m.shared,
+                })
+                .unwrap_or_default();
             let previous = last_requests.get(&w.pid).copied().unwrap_or(0);
             seen.insert(w.pid, counters.requests);
             let status = if w.stopping || w.retiring {
@@ -65,6 +72,7 @@ pub fn take(
                 counters,
                 rss,
                 vsz,
+                memory,
                 last_spawn: slot.spawned_at_us() / 1_000_000,
                 respawn_count: pool.spawns.get(&w.id).copied().unwrap_or(0),
                 harakiri_count: pool.harakiris.get(&w.id).copied().unwrap_or(0),

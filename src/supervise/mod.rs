@@ -5,6 +5,7 @@
 //! systemd notifier reports it.
 
 mod notice;
+pub mod template;
 
 use std::os::fd::RawFd;
 

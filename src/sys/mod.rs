@@ -13,6 +13,7 @@ mod send;
 mod signals;
 pub mod users;
 mod zombies;
+mod zygote;
 
 pub use fds::*;
 pub use forkguard::*;
@@ -23,6 +24,7 @@ pub use procinfo::*;
 pub use send::*;
 pub use signals::*;
 pub use zombies::*;
+pub use zygote::*;
 
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};

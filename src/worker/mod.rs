@@ -16,6 +16,7 @@ mod serve;
 mod session;
 mod slab;
 mod static_hook;
+pub mod template;
 mod threads;
 
 use std::sync::Arc;
@@ -56,57 +57,22 @@ fn bridge_settings<'a>(config: &'a Config, argv: &'a [String]) -> wsgi::Settings
         },
         argv,
         threads: config.threads,
+        preload: config.preload,
+        post_fork: config.post_fork.as_deref(),
     }
 }
 
 /// The worker entry point the master runs in each forked child.
 pub fn entry(ctx: WorkerContext<'_>) -> i32 {
-    // Handlers first, before Python: Python then leaves them alone, and a
-    // request in progress finishes when TERM arrives (DESIGN §4).
-    let signal_fd = match sys::install_signal_pipe(HANDLED).and_then(|fd| {
-        sys::ignore_signals(IGNORED)?;
-        Ok(fd)
-    }) {
+    let signal_fd = match prepare(&ctx, true) {
         Ok(fd) => fd,
-        Err(e) => {
-            log::error!("worker {}: cannot install signal handlers: {e}", ctx.id);
-            return 1;
-        }
+        Err(code) => return code,
     };
-    sys::block_all_signals(false);
-    let slot = ctx.scoreboard.slot(ctx.slot);
-    let process = &ctx.config.process;
-    if let Err(e) = sys::drop_privileges(process.uid, process.gid) {
-        log::error!(
-            "worker {}: cannot switch to --uid {:?} --gid {:?}: {e}",
-            ctx.id,
-            process.uid,
-            process.gid
-        );
-        return EXIT_APP_LOAD_ERROR;
-    }
-    // After the uid/gid change: the kernel clears the parent-death signal
-    // whenever the credentials change. A worker whose master died lets go of
-    // the listeners at once, even inside a long request (DESIGN §2).
-    let listener_fds: Vec<_> = ctx.listeners.iter().map(|l| l.raw_fd()).collect();
-    if let Err(e) = sys::release_listeners_on_parent_death(&listener_fds) {
-        log::error!("worker {}: cannot set its parent-death signal: {e}", ctx.id);
-        return 1;
-    }
-    if sys::getppid() != ctx.master_pid {
-        return 1; // the master died between fork and here
-    }
-
     if let Some(dir) = &ctx.config.chdir {
         if let Err(e) = std::env::set_current_dir(dir) {
             log::error!("--chdir {}: {e}", dir.display());
             return EXIT_APP_LOAD_ERROR;
         }
-    }
-    let threads = ctx.config.threads;
-    // Before Python: faulthandler chains to this handler (see sys::harakiri).
-    if let Err(e) = sys::install_harakiri_handler() {
-        log::warn!("worker {}: no 504 on harakiri: {e}", ctx.id);
     }
     let argv: Vec<String> = std::env::args().collect();
     let bridge = match Bridge::start(&bridge_settings(ctx.config, &argv)) {
@@ -116,6 +82,83 @@ pub fn entry(ctx: WorkerContext<'_>) -> i32 {
             return EXIT_APP_LOAD_ERROR;
         }
     };
+    // Post-fork hooks run in both modes, so an app behaves the same with
+    // and without --preload.
+    if let Err(code) = post_fork(&ctx, &bridge) {
+        return code;
+    }
+    serve(ctx, signal_fd, bridge)
+}
+
+/// Runs the app's post-fork hooks; a failing one stops the worker as an
+/// app that does not load (the crash-loop back-off applies).
+fn post_fork(ctx: &WorkerContext<'_>, bridge: &Bridge) -> Result<(), i32> {
+    match bridge.run_post_fork() {
+        Ok(0) => Ok(()),
+        Ok(n) => {
+            log::debug!("worker {}: {n} post-fork hook(s) ran", ctx.id);
+            Ok(())
+        }
+        Err(e) => {
+            log::error!("worker {}: {e}", ctx.id);
+            Err(EXIT_APP_LOAD_ERROR)
+        }
+    }
+}
+
+/// The per-process setup before Python: the worker's own signal pipe, then
+/// (with `credentials`, which a preloaded worker's template already did)
+/// the uid/gid change, then the parent-death signal. Err is the exit code.
+fn prepare(ctx: &WorkerContext<'_>, credentials: bool) -> Result<std::os::fd::OwnedFd, i32> {
+    // Handlers first, before Python: Python then leaves them alone, and a
+    // request in progress finishes when TERM arrives (DESIGN §4).
+    let signal_fd = match sys::install_signal_pipe(HANDLED).and_then(|fd| {
+        sys::ignore_signals(IGNORED)?;
+        Ok(fd)
+    }) {
+        Ok(fd) => fd,
+        Err(e) => {
+            log::error!("worker {}: cannot install signal handlers: {e}", ctx.id);
+            return Err(1);
+        }
+    };
+    sys::block_all_signals(false);
+    // Before faulthandler registers its stack dump (in `serve`), which chains
+    // to this handler (see sys::harakiri).
+    if let Err(e) = sys::install_harakiri_handler() {
+        log::warn!("worker {}: no 504 on harakiri: {e}", ctx.id);
+    }
+    let process = &ctx.config.process;
+    if credentials {
+        if let Err(e) = sys::drop_privileges(process.uid, process.gid) {
+            log::error!(
+                "worker {}: cannot switch to --uid {:?} --gid {:?}: {e}",
+                ctx.id,
+                process.uid,
+                process.gid
+            );
+            return Err(EXIT_APP_LOAD_ERROR);
+        }
+    }
+    // After the uid/gid change: the kernel clears the parent-death signal
+    // whenever the credentials change. A worker whose master died lets go of
+    // the listeners at once, even inside a long request (DESIGN §2).
+    let listener_fds: Vec<_> = ctx.listeners.iter().map(|l| l.raw_fd()).collect();
+    if let Err(e) = sys::release_listeners_on_parent_death(&listener_fds) {
+        log::error!("worker {}: cannot set its parent-death signal: {e}", ctx.id);
+        return Err(1);
+    }
+    if sys::getppid() != ctx.master_pid {
+        return Err(1); // the master died between fork and here
+    }
+    Ok(signal_fd)
+}
+
+/// Starts the app threads (after any fork: threads do not survive one) and
+/// the I/O loop, tells the master it is ready, and serves until stopped.
+fn serve(ctx: WorkerContext<'_>, signal_fd: std::os::fd::OwnedFd, bridge: Arc<Bridge>) -> i32 {
+    let threads = ctx.config.threads;
+    let slot = ctx.scoreboard.slot(ctx.slot);
     if ctx.config.recycle.harakiri.is_some() {
         if let Err(e) = bridge.dump_stacks_on(sys::HARAKIRI_SIGNAL, crate::log::sink::fd()) {
             log::warn!("worker {}: {e}", ctx.id);
@@ -187,6 +230,15 @@ pub fn entry(ctx: WorkerContext<'_>) -> i32 {
         }
     };
     slot.set_state(WorkerState::Ready);
+    // From the master's fork (or its request to the template) to here: the
+    // master reads the notice late when it forks several workers at once.
+    let since_fork = crate::scoreboard::now_us().saturating_sub(slot.spawned_at_us());
+    log::info!(
+        "worker {} (pid {}) ready {:.1} ms after its fork",
+        ctx.id,
+        sys::getpid(),
+        since_fork as f64 / 1000.0
+    );
     if let Err(e) = sys::write_pipe(
         ctx.notify_fd,
         &Notice::Ready.encode(ctx.slot, sys::getpid()),

@@ -13,6 +13,7 @@ mod errors;
 mod file_wrapper;
 mod input;
 mod interpreter;
+mod preload;
 mod response;
 mod sink;
 mod start_response;
@@ -79,6 +80,10 @@ pub struct Settings<'a> {
     pub argv: &'a [String],
     /// App threads (more than one sets `wsgi.multithread`).
     pub threads: usize,
+    /// `--preload` (what `rwsgi.preload` tells the app).
+    pub preload: bool,
+    /// `--post-fork MODULE:CALLABLE`, run after `@rwsgi.postfork` hooks.
+    pub post_fork: Option<&'a str>,
 }
 
 impl Bridge {
@@ -89,7 +94,12 @@ impl Bridge {
         Python::attach(|py| {
             app::extend_sys_path(py, settings.pythonpath)
                 .map_err(|e| format!("--pythonpath: {}", format_exception(py, &e)))?;
+            preload::install_module(py, settings.preload)
+                .map_err(|e| format!("creating the rwsgi module: {e}"))?;
             let app = app::load(py, settings.app)?;
+            if let Some(spec) = settings.post_fork {
+                preload::add_post_fork(py, spec)?;
+            }
             Ok(Bridge {
                 app: app.unbind(),
                 multithread: settings.threads > 1,

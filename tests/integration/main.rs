@@ -21,6 +21,7 @@ mod newcomer;
 mod nginx;
 mod observability;
 mod pep3333;
+mod preload;
 mod protocol;
 mod security;
 mod startup_errors;

@@ -45,6 +45,13 @@ pub struct Worker {
     pub harakiri: bool,
 }
 
+/// Where workers come from: forked by the master, or by the `--preload`
+/// template (then `inherited`, the master's private fds, are its business).
+pub enum ForkFrom<'a> {
+    Master(&'a [RawFd]),
+    Template(&'a mut super::template::Templates),
+}
+
 /// What reaping a pid meant.
 pub enum Reaped {
     /// A worker we had asked to stop.
@@ -117,6 +124,11 @@ impl Pool {
     pub fn respawn_at(&self) -> Option<Instant> {
         self.respawn_at
     }
+    /// A fork failed: try again after `delay` (unless something earlier is due).
+    pub fn retry_after(&mut self, delay: Duration) {
+        let at = Instant::now() + delay;
+        self.respawn_at = Some(self.respawn_at.map_or(at, |t| t.min(at)));
+    }
 
     /// Workers of the current generation that are meant to keep serving.
     fn current(&self) -> impl Iterator<Item = &Worker> {
@@ -172,7 +184,7 @@ impl Pool {
         listeners: &[Listener],
         scoreboard: &Scoreboard,
         notify_fd: RawFd,
-        inherited: &[RawFd],
+        from: &mut ForkFrom<'_>,
     ) -> io::Result<()> {
         self.respawn_at = None;
         // Forks wait for the killed starters to be reaped (milliseconds), but
@@ -217,7 +229,11 @@ impl Pool {
                 master_pid: sys::getpid(),
                 notify_fd,
             };
-            let pid = match fork_worker(self.entry, ctx, inherited) {
+            let forked = match from {
+                ForkFrom::Master(inherited) => fork_worker(self.entry, ctx, inherited),
+                ForkFrom::Template(t) => t.fork(&ctx),
+            };
+            let pid = match forked {
                 Ok(pid) => pid,
                 Err(e) => {
                     scoreboard.slot(slot).free();
@@ -297,6 +313,11 @@ impl Pool {
         self.generation += 1;
         self.guard.reset();
         self.respawn_at = None;
+    }
+
+    /// A reload's workers are being started (and the old ones replaced).
+    pub fn reloading(&self) -> bool {
+        self.reload_from.is_some()
     }
 
     /// True once no worker of an older generation is left.

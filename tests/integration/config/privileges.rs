@@ -176,6 +176,38 @@ fn needs_root_uid_and_gid_drop_the_workers_privileges() {
 }
 
 #[test]
+fn needs_root_uid_and_gid_apply_to_the_preload_template_and_its_workers() {
+    needs_root();
+    let (uid, _) = passwd_ids("nobody");
+    let gid = group_id("nogroup");
+    let python = UnprivilegedPython::new();
+    let server = start_unprivileged(
+        &python,
+        &[
+            "--uid",
+            "nobody",
+            "--gid",
+            "nogroup",
+            "-p",
+            "2",
+            "--preload",
+        ],
+    );
+    // The template imported as nobody; its workers are the master's children.
+    let children = server.wait_for_children(3, PROMPT);
+    for c in &children {
+        assert_eq!(proc_status(*c, "Uid"), [uid; 4], "child {c}");
+        assert_eq!(proc_status(*c, "Gid"), [gid; 4], "child {c}");
+        assert_eq!(proc_status(*c, "Groups"), [gid], "child {c}");
+    }
+    assert!(server
+        .log_text()
+        .contains("preload: workers forked from template"));
+    let addr = server.listening("http")[0].clone();
+    assert_eq!(get(&addr, "/"), (200, format!("{uid} {gid}")));
+}
+
+#[test]
 fn needs_root_numeric_uid_without_gid_takes_the_users_group() {
     needs_root();
     // --gid defaults to the user's group, whether --uid is a name or a number.

@@ -169,6 +169,7 @@ fn body_text(o: &Outcome) -> String {
 
 mod crash;
 mod orphan;
+mod preload;
 mod recycle;
 mod reload;
 mod shutdown;
