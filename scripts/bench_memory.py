@@ -66,6 +66,9 @@ SCENARIOS = {
 
 SPAWNED = re.compile(r"^\[([^\]\s]+)[^\]]*\].*?spawned worker \d+ \(pid (\d+)")
 READY = re.compile(r"^\[([^\]\s]+)[^\]]*\].*?worker \d+ \(pid (\d+)\) ready")
+# The worker logs how long after its fork it was ready (under --preload its
+# line may come before the master's "spawned" line).
+READY_MS = re.compile(r"worker \d+ \(pid (\d+)\) ready ([0-9.]+) ms after its fork")
 
 
 def log_events(proc):
@@ -88,7 +91,16 @@ def log_events(proc):
 
 
 def ready_ms(proc):
-    """{pid: spawn-to-ready ms} of the workers this start logged as ready."""
+    """{pid: fork-to-ready ms} of the workers this start logged as ready."""
+    try:
+        with open(proc.logfile, errors="replace") as f:
+            text = f.read()
+    except OSError:
+        text = ""
+    logged = {int(m.group(1)): float(m.group(2))
+              for m in READY_MS.finditer(text[text.rfind("\n$ "):])}
+    if logged:
+        return logged
     spawned, ready = log_events(proc)
     return {p: (ready[p] - spawned[p]).total_seconds() * 1000 for p in ready if p in spawned}
 
