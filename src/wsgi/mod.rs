@@ -96,6 +96,12 @@ impl Bridge {
                 .map_err(|e| format!("--pythonpath: {}", format_exception(py, &e)))?;
             preload::install_module(py, settings.preload)
                 .map_err(|e| format!("creating the rwsgi module: {e}"))?;
+            if settings.preload {
+                // The template imports with the collector off, so freed
+                // objects leave no holes that workers' allocations would
+                // fill (copying those pages); see `Bridge::freeze`.
+                preload::gc_call(py, "disable").map_err(|e| format!("gc.disable(): {e}"))?;
+            }
             let app = app::load(py, settings.app)?;
             if let Some(spec) = settings.post_fork {
                 preload::add_post_fork(py, spec)?;

@@ -63,22 +63,26 @@ pub(super) fn add_post_fork(py: Python<'_>, spec: &str) -> Result<(), String> {
         .map_err(|e| format!("--post-fork {spec}: {e}"))
 }
 
+/// Calls `gc.NAME()`.
+pub(super) fn gc_call<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+    py.import("gc")?.call_method0(name)
+}
+
 fn hooks(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
     Ok(py.import("rwsgi")?.getattr(HOOKS)?.cast_into::<PyList>()?)
 }
 
 impl Bridge {
-    /// Collects garbage, then moves every object into the permanent
-    /// generation (`gc.freeze()`), so the collector of a forked worker never
-    /// writes to them and their pages stay shared copy-on-write.
+    /// Moves every object into the permanent generation (`gc.freeze()`),
+    /// so the collector of a forked worker never writes to them and their
+    /// pages stay shared copy-on-write. As the gc module's documentation
+    /// advises: the template imported with the collector disabled (no
+    /// collection, so no freed holes for workers to fill), it freezes
+    /// without collecting, and each worker enables the collector after the
+    /// fork. Measured, Django with 8 workers: see DESIGN-NOTES 26.
     pub fn freeze(&self) -> Result<(), String> {
-        Python::attach(|py| {
-            let gc = py.import("gc")?;
-            gc.call_method0("collect")?;
-            gc.call_method0("freeze")?;
-            Ok::<_, PyErr>(())
-        })
-        .map_err(|e| format!("gc.freeze(): {e}"))
+        Python::attach(|py| gc_call(py, "freeze").map(|_| ()))
+            .map_err(|e| format!("gc.freeze(): {e}"))
     }
 
     /// Names of the Python threads besides the calling (main) one.
@@ -104,7 +108,7 @@ impl Bridge {
     /// locks and threads, and runs the "after in child" handlers, among them
     /// `random`'s reseed) or `PyOS_AfterFork_Parent` in the parent.
     pub fn fork<T>(&self, fork: impl FnOnce() -> T, is_child: impl Fn(&T) -> bool) -> T {
-        Python::attach(|_py| {
+        Python::attach(|py| {
             // SAFETY: called holding the GIL, as these functions require,
             // around the one fork they bracket.
             unsafe { pyo3::ffi::PyOS_BeforeFork() };
@@ -112,6 +116,10 @@ impl Bridge {
             if is_child(&forked) {
                 // SAFETY: in the child of that fork, still holding the GIL.
                 unsafe { pyo3::ffi::PyOS_AfterFork_Child() };
+                // The template imported with the collector off (see freeze).
+                if let Err(e) = gc_call(py, "enable") {
+                    log::warn!("gc.enable() after the fork: {e}");
+                }
             } else {
                 // SAFETY: in the parent of that fork, still holding the GIL.
                 unsafe { pyo3::ffi::PyOS_AfterFork_Parent() };
