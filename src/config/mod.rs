@@ -2,6 +2,8 @@
 //! validated in one place. Everything downstream reads a `Config`, never flags.
 
 mod app;
+#[cfg(test)]
+mod defaults_tests;
 mod error;
 mod file;
 mod ini;
