@@ -1,6 +1,6 @@
 //! Listen addresses as users write them: `:8000`, `0.0.0.0:8000`,
 //! `[::1]:8000`, `localhost:8000`, a unix socket path, or `fd://N` (a socket
-//! inherited from the parent, e.g. systemd; see `crate::systemd`).
+//! inherited from the parent, e.g. systemd socket activation).
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
