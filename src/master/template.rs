@@ -21,7 +21,7 @@ use crate::supervise::template::{
     decode_reply, ForkRequest, TemplateEntry, TemplatePipes, REPLY_LEN,
 };
 use crate::supervise::WorkerContext;
-use crate::sys::{self, ExitStatus, Forked};
+use crate::sys::{self, ExitStatus};
 
 /// Longest wait for a template's answer to a fork request.
 const ANSWER_WAIT: Duration = Duration::from_secs(2);
@@ -142,7 +142,8 @@ impl Templates {
             let mut close: Vec<RawFd> = inherited.to_vec();
             close.extend(self.fds());
             close.extend([cmd_write.as_raw_fd(), reply_read.as_raw_fd()]);
-            let pid = fork_template(self.entry, ctx, pipes, &close)?;
+            let entry = self.entry;
+            let pid = super::pool::fork_child(&close, move || entry(ctx, pipes))?;
             Ok::<_, io::Error>(Process {
                 pid,
                 commands: cmd_write,
@@ -336,40 +337,6 @@ impl Templates {
                 return Err(io::Error::from_raw_os_error(-pid));
             }
             return Ok(pid);
-        }
-    }
-}
-
-/// Forks the template process; like a worker, the child closes the master's
-/// private fds and restores the master's signals' default disposition.
-fn fork_template(
-    entry: TemplateEntry,
-    ctx: WorkerContext<'_>,
-    pipes: TemplatePipes,
-    close: &[RawFd],
-) -> io::Result<libc::pid_t> {
-    sys::block_all_signals(true);
-    // SAFETY: the master is single-threaded (DESIGN §1).
-    let forked = unsafe { sys::fork() };
-    match forked {
-        Ok(Forked::Child) => {
-            for &fd in close {
-                // SAFETY: the master's private fds; the child never uses
-                // them, and never drops their owners (it ends in _exit).
-                unsafe { sys::close(fd) };
-            }
-            let _ = sys::default_signals(super::signals::HANDLED);
-            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| entry(ctx, pipes)))
-                .unwrap_or(101);
-            sys::exit_now(code);
-        }
-        Ok(Forked::Parent(pid)) => {
-            sys::block_all_signals(false);
-            Ok(pid)
-        }
-        Err(e) => {
-            sys::block_all_signals(false);
-            Err(e)
         }
     }
 }

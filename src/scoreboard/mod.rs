@@ -61,6 +61,26 @@ impl Scoreboard {
         }))
     }
 
+    /// Master: the request an app thread of slot `index` has been in the
+    /// longest, for a log line about the worker (its death):
+    /// ` while serving "GET /x" for 1.2 s`, or "" when none is. `now_us` is
+    /// CLOCK_MONOTONIC, as the cores' starts.
+    pub fn in_flight(&self, index: usize, now_us: u64) -> String {
+        let Some(core) = self
+            .cores(index)
+            .iter()
+            .filter(|c| c.request_start_us() != 0)
+            .min_by_key(|c| c.request_start_us())
+        else {
+            return String::new();
+        };
+        format!(
+            " while serving \"{}\" for {:.1} s",
+            core.label(),
+            now_us.saturating_sub(core.request_start_us()) as f64 / 1e6
+        )
+    }
+
     /// The app threads' cores of slot `index`.
     pub fn cores(&self, index: usize) -> &[Core] {
         let index = index.min(MAX_SLOTS - 1);
@@ -188,24 +208,24 @@ mod tests {
             (c.static_requests, c.static_bytes, c.static_not_modified),
             (2, 10, 1)
         );
-        slot.set_label(&[b"GET", b" ", b"/x"]);
-        assert_eq!(slot.label(), "GET /x");
-        assert_eq!(slot.in_flight(5_000_000), "");
-        slot.begin_request(3_800_000);
+        let core = &sb.cores(0)[0];
+        assert_eq!(sb.in_flight(0, 5_000_000), "");
+        core.begin(&[b"GET", b" ", b"/x"], 3_800_000);
+        assert_eq!(core.label(), "GET /x");
         assert_eq!(
-            slot.in_flight(5_000_000),
+            sb.in_flight(0, 5_000_000),
             " while serving \"GET /x\" for 1.2 s"
         );
-        slot.set_label(&[b"GET", b" ", b"/\r\nforged \"x\""]);
+        core.begin(&[b"GET", b" ", b"/\r\nforged \"x\""], 3_800_000);
         assert_eq!(
-            slot.in_flight(5_000_000),
+            sb.in_flight(0, 5_000_000),
             " while serving \"GET /\\x0D\\x0Aforged \\x22x\\x22\" for 1.2 s"
         );
-        slot.end_request(0, false, 200, 1);
-        assert_eq!(slot.in_flight(5_000_000), "");
+        core.end();
+        assert_eq!(sb.in_flight(0, 5_000_000), "");
         let long = [b'a'; 300];
-        slot.set_label(&[&long]);
-        assert_eq!(slot.label().len(), label::LABEL_BYTES);
+        core.begin(&[&long], 1);
+        assert_eq!(core.label().len(), label::LABEL_BYTES);
         slot.free();
         assert_eq!(sb.free_slot(), Some(0));
     }

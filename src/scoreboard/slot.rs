@@ -3,8 +3,6 @@
 
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::Relaxed};
 
-use super::label::{read_label, write_label, LABEL_WORDS};
-
 /// A worker's state as the scoreboard shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
@@ -54,9 +52,6 @@ pub struct Slot {
     conns: AtomicU32,
     /// App threads free to take a request now (`--threads`).
     free_threads: AtomicU32,
-    /// `METHOD target` of the current request (for the harakiri log line):
-    /// byte 0 is the length, then up to LABEL_BYTES bytes, packed in atomics.
-    label: [AtomicU64; LABEL_WORDS],
     /// Static files (`--static-map`): responses, body bytes, 304s.
     static_requests: AtomicU64,
     static_bytes: AtomicU64,
@@ -171,32 +166,6 @@ impl Slot {
             *dst = src.load(Relaxed);
         }
         c
-    }
-
-    /// Worker: records what the current request is (truncated to fit).
-    pub fn set_label(&self, parts: &[&[u8]]) {
-        write_label(&self.label, parts);
-    }
-
-    /// Master: the current request's label, escaped for a log line (may be
-    /// torn if read while the worker writes it; only ever used in a log line).
-    pub fn label(&self) -> String {
-        read_label(&self.label)
-    }
-
-    /// Master: the request in flight, for a log line about the worker (its
-    /// death): ` while serving "GET /x" for 1.2 s`, or "" between requests.
-    /// `now_us` is CLOCK_MONOTONIC, as `begin_request`'s.
-    pub fn in_flight(&self, now_us: u64) -> String {
-        let start = self.request_start_us();
-        if start == 0 {
-            return String::new();
-        }
-        format!(
-            " while serving \"{}\" for {:.1} s",
-            self.label(),
-            now_us.saturating_sub(start) as f64 / 1e6
-        )
     }
 
     /// Master: claim the slot for a freshly forked worker.

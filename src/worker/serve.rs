@@ -151,18 +151,13 @@ impl Connections<'_> {
         if self.serve_static(idx, &date, meta.keep_alive) {
             return;
         }
-        let Some(conn) = self.conns.get_mut(idx) else {
-            return;
-        };
-        if self.slot.request_start_us() == 0 {
-            let label = conn.view().label();
-            self.slot.set_label(&[label.method, b" ", label.target]);
-            self.slot.begin_request(sys::monotonic_usec());
-        }
         self.uncount_body(idx);
         let Some(conn) = self.conns.get_mut(idx) else {
             return;
         };
+        if self.slot.request_start_us() == 0 {
+            self.slot.begin_request(sys::monotonic_usec());
+        }
         let protocol = conn.protocol;
         let fd = conn.stream.raw_fd();
         let out = conn
@@ -350,9 +345,8 @@ impl Connections<'_> {
             micros,
         );
         // Other threads may still be serving: the slot shows the oldest.
-        if let Some((start, label)) = self.oldest_in_flight() {
+        if let Some(start) = self.oldest_in_flight() {
             self.slot.begin_request(start);
-            self.slot.set_label(&[label.as_bytes()]);
         }
         if let Some(conn) = self.conns.get_mut(idx) {
             super::access::log_request(
@@ -380,12 +374,12 @@ impl Connections<'_> {
         }
     }
 
-    /// The start and label of the oldest request an app thread is serving.
-    fn oldest_in_flight(&self) -> Option<(u64, String)> {
+    /// The start of the oldest request an app thread is serving.
+    fn oldest_in_flight(&self) -> Option<u64> {
         self.cores
             .iter()
-            .filter(|c| c.request_start_us() > 0)
-            .min_by_key(|c| c.request_start_us())
-            .map(|c| (c.request_start_us(), c.label()))
+            .map(|c| c.request_start_us())
+            .filter(|&start| start > 0)
+            .min()
     }
 }

@@ -230,7 +230,10 @@ impl Pool {
                 notify_fd,
             };
             let forked = match from {
-                ForkFrom::Master(inherited) => fork_worker(self.entry, ctx, inherited),
+                ForkFrom::Master(inherited) => {
+                    let entry = self.entry;
+                    fork_child(inherited, move || entry(ctx))
+                }
                 ForkFrom::Template(t) => t.fork(&ctx),
             };
             let pid = match forked {
@@ -414,7 +417,7 @@ impl Pool {
             pid,
             lived.as_millis(),
             scoreboard.slot(w.slot).requests(),
-            scoreboard.slot(w.slot).in_flight(sys::monotonic_usec()),
+            scoreboard.in_flight(w.slot, sys::monotonic_usec()),
             if load_error {
                 " (the app failed to load)"
             } else {
@@ -438,13 +441,13 @@ impl Pool {
     }
 }
 
-/// Forks one worker. The child closes the master's private fds, restores the
-/// default disposition of the master's signals (they are still blocked, so
-/// none is lost or misrouted), runs the entry and never returns.
-fn fork_worker(
-    entry: WorkerEntry,
-    ctx: WorkerContext<'_>,
+/// Forks a child of the master (a worker, or the preload template). The
+/// child closes the master's private fds, restores the default disposition
+/// of the master's signals (they are still blocked, so none is lost or
+/// misrouted), runs `body` and never returns.
+pub(super) fn fork_child(
     inherited: &[RawFd],
+    body: impl FnOnce() -> i32,
 ) -> io::Result<libc::pid_t> {
     sys::block_all_signals(true);
     // SAFETY: the master is single-threaded (DESIGN §1).
@@ -457,10 +460,9 @@ fn fork_worker(
                 unsafe { sys::close(fd) };
             }
             let _ = sys::default_signals(super::signals::HANDLED);
-            // A panic in the worker must never unwind into the master's
-            // frames (and their destructors) inside the child.
-            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| entry(ctx)))
-                .unwrap_or(101);
+            // A panic in the child must never unwind into the master's
+            // frames (and their destructors).
+            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or(101);
             sys::exit_now(code);
         }
         Ok(Forked::Parent(pid)) => {
