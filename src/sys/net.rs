@@ -80,46 +80,6 @@ pub fn listen(fd: RawFd, backlog: u32) -> io::Result<()> {
     Ok(())
 }
 
-/// Size of the regular file open as `fd`; `None` for anything else (pipes,
-/// sockets, ttys) or an invalid fd.
-pub fn regular_file_size(fd: RawFd) -> Option<u64> {
-    // SAFETY: a zeroed stat is valid; fstat fills it for a valid fd.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: st is a valid, writable stat struct.
-    if unsafe { libc::fstat(fd, &mut st) } != 0 || (st.st_mode & libc::S_IFMT) != libc::S_IFREG {
-        return None;
-    }
-    u64::try_from(st.st_size).ok()
-}
-
-/// Sends up to `count` bytes of file `file_fd` from `offset` to socket `fd`
-/// with sendfile(2), waiting on a slow peer. Returns the bytes sent (fewer
-/// only if the file shrank).
-pub fn send_file(
-    fd: RawFd,
-    file_fd: RawFd,
-    offset: u64,
-    count: u64,
-    timeout: Duration,
-) -> io::Result<u64> {
-    let mut off = i64::try_from(offset).map_err(|_| io::Error::other("file offset too large"))?;
-    let mut sent = 0u64;
-    while sent < count {
-        let chunk = (count - sent).min(1 << 30) as usize;
-        // SAFETY: `off` is a valid local the kernel updates; fds are plain integers.
-        let n = unsafe { libc::sendfile(fd, file_fd, &mut off, chunk) };
-        if n < 0 {
-            after_failed_send(fd, timeout)?;
-            continue;
-        }
-        if n == 0 {
-            break;
-        }
-        sent += n as u64;
-    }
-    Ok(sent)
-}
-
 /// (connections waiting in the accept queue, queue size) of a listening TCP
 /// socket, from TCP_INFO: for a listener the kernel reports the current
 /// backlog in `tcpi_unacked` and its maximum in `tcpi_sacked`.
