@@ -115,13 +115,16 @@ pub fn parse_range(header: &[u8], size: u64) -> RangeAsk {
 }
 
 /// 1*DIGIT that fits in a u64.
+/// A byte position. One past u64 is still a valid position, beyond any
+/// file: it saturates (a last position is then clamped to the file's end,
+/// a first one is unsatisfiable), as RFC 9110 §14.1.2 reads them.
 fn number(v: &[u8]) -> Option<u64> {
-    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+    if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    v.iter().try_fold(0u64, |acc, &d| {
-        acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-    })
+    Some(v.iter().fold(0u64, |acc, &d| {
+        acc.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+    }))
 }
 
 /// A precompressed variant beside a file.

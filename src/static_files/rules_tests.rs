@@ -44,7 +44,7 @@ fn if_range_needs_a_strong_match() {
 #[test]
 fn ranges() {
     use RangeAsk::*;
-    let cases: [(&[u8], u64, RangeAsk); 17] = [
+    let cases: [(&[u8], u64, RangeAsk); 19] = [
         (b"bytes=0-0", 10, Part { first: 0, last: 0 }),
         (b"bytes=0-99", 10, Part { first: 0, last: 9 }),
         (b"bytes=5-", 10, Part { first: 5, last: 9 }),
@@ -60,7 +60,17 @@ fn ranges() {
         (b"bytes=0-1,3-4", 10, Whole),
         (b"items=0-1", 10, Whole),
         (b"bytes=a-b", 10, Whole),
-        (b"bytes=99999999999999999999-", 10, Whole),
+        (b"bytes=99999999999999999999-", 10, Unsatisfiable),
+        (
+            b"bytes=0-99999999999999999999999",
+            10,
+            Part { first: 0, last: 9 },
+        ),
+        (
+            b"bytes=-99999999999999999999999",
+            10,
+            Part { first: 0, last: 9 },
+        ),
         (b"bytes=-", 10, Whole),
     ];
     for (h, size, want) in cases {
