@@ -310,6 +310,54 @@ fn only_wsgi_uses_pyo3() {
     }
 }
 
+/// The supervisor's state machine (`master/pool/`) decides and returns
+/// commands; the master carries them out. It reads no clock (time comes in
+/// as an argument), sends no signal, forks nothing and touches neither the
+/// scoreboard nor /proc — so its unit tests run on a fake clock.
+#[test]
+fn the_pool_decides_without_io() {
+    const IO: &[&str] = &[
+        "Instant::now",
+        "SystemTime",
+        "sys::kill",
+        "sys::fork",
+        "libc::kill",
+        "Scoreboard",
+        "memory_of",
+        "monotonic",
+        "std::fs",
+        "std::io",
+        "std::process",
+    ];
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/master/pool");
+    let mut files = Vec::new();
+    rust_files(&dir, &mut files);
+    assert!(files.len() >= 4, "the pool's files are found");
+    for file in files {
+        if file.ends_with("tests.rs") {
+            continue; // the fake master may take the real clock's origin
+        }
+        let text = std::fs::read_to_string(&file).expect("a source file");
+        for (n, line) in text.lines().enumerate() {
+            let code = line.trim_start();
+            if code == "mod tests {" {
+                break; // a file's own unit tests
+            }
+            if code.starts_with("//") {
+                continue;
+            }
+            for io in IO {
+                assert!(
+                    !code.contains(io),
+                    "{}:{}: `{io}` in the pool: return a Command, or take it as an argument",
+                    file.display(),
+                    n + 1
+                );
+            }
+        }
+    }
+}
+
 /// The table itself keeps DESIGN.md §6's rules.
 #[test]
 fn rules_of_design_hold_on_the_table() {

@@ -69,11 +69,12 @@ impl Master {
         // listeners, so later connections are refused, never queued and reset.
         // After an upgrade's handover the listeners are the new master's:
         // TERM stops each worker alone, as in a reload.
-        self.pool.stop_all(match (graceful, self.handed_over) {
+        let stop = self.pool.drain(match (graceful, self.handed_over) {
             (true, false) => libc::SIGUSR2,
             (true, true) => libc::SIGTERM,
             (false, _) => libc::SIGINT,
         });
+        self.execute(stop);
         let kill_at = crate::sys::deadline(Instant::now(), grace);
         self.kill_at = Some(self.kill_at.map_or(kill_at, |k| k.min(kill_at)));
     }

@@ -4,12 +4,15 @@
 
 mod drain;
 pub mod endpoints;
+mod execute;
 mod pool;
 mod preload;
+mod reap;
 mod signals;
 mod snapshot;
 pub mod template;
 pub mod upgrade;
+mod watch;
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -24,7 +27,7 @@ use crate::socket::Listener;
 use crate::sys;
 
 use crate::supervise::{Notice, Phase, WorkerEntry, EXIT_APP_LOAD_ERROR, NOTICE_LEN};
-use pool::{Pool, Reaped};
+use pool::Pool;
 use signals::Action;
 
 /// How often the master reads the workers' RSS for `--reload-on-rss`.
@@ -75,6 +78,8 @@ pub struct Master {
     handed_files: Vec<crate::socket::SocketFile>,
     /// The `--preload` template processes (None without it).
     templates: Option<template::Templates>,
+    /// What a worker forked by the master runs.
+    entry: WorkerEntry,
 }
 
 impl Master {
@@ -117,10 +122,10 @@ impl Master {
             .collect();
         let endpoints = endpoints::Endpoints::new(endpoints, poll.registry())?;
         let pool = Pool::new(
-            entry,
             config.processes,
             config.reload_mode,
             config.shutdown_timeout,
+            Instant::now(),
         );
         let rss_check_at = (config.recycle.reload_on_rss > 0).then(|| Instant::now() + RSS_EVERY);
         Ok(Master {
@@ -150,6 +155,7 @@ impl Master {
             handed_over: false,
             handed_files,
             templates: None,
+            entry,
         })
     }
 
@@ -256,9 +262,7 @@ impl Master {
         let timers = [
             self.kill_at,
             self.drain_at,
-            self.pool.respawn_at(),
-            self.pool.next_retire(),
-            self.pool.next_kill(),
+            self.pool.wake_at(),
             self.watchdog_at, // [systemd hook] WATCHDOG=1
             self.rss_check_at,
             self.templates.as_ref().and_then(|t| t.restart_at()),
@@ -285,12 +289,13 @@ impl Master {
                     .pool
                     .set_target(self.pool.target().saturating_sub(1).max(1));
                 log::info!("SIGTTOU: now {n} worker(s)");
-                self.pool.stop_surplus(&self.scoreboard);
+                let stop = self.pool.stop_surplus(Instant::now());
+                self.execute(stop);
             }
             Action::ReopenLogs => match &self.config.process.logto {
                 Some(_) => {
                     crate::process::reopen_log(&self.config);
-                    self.pool.signal_all(libc::SIGUSR1);
+                    self.execute(self.pool.signal_all(libc::SIGUSR1));
                     if let Some(t) = &mut self.templates {
                         t.signal_all(libc::SIGUSR1, false);
                     }
@@ -317,7 +322,8 @@ impl Master {
             self.start_template(template::Start::Reload);
             return;
         }
-        self.pool.begin_reload();
+        let kill = self.pool.begin_reload(Instant::now());
+        self.execute(kill);
         self.fill_pool();
     }
 
@@ -334,11 +340,9 @@ impl Master {
                     }
                     Some((Notice::Ready, slot, pid)) => self.on_ready(slot, pid),
                     Some((Notice::Retire(reason), slot, pid)) => {
-                        if self.phase != Phase::ShuttingDown {
-                            let min = self.config.recycle.min_worker_lifetime;
-                            self.pool.retire(slot, pid, reason, min);
-                            self.fill_pool();
-                        }
+                        let min = self.config.recycle.min_worker_lifetime;
+                        self.pool.retire(slot, pid, reason, min, Instant::now());
+                        self.fill_pool();
                     }
                     None => log::warn!("unknown notice from a worker: {msg:?}"),
                 }
@@ -373,7 +377,8 @@ impl Master {
             _ => {}
         }
         // A ready worker may free one being replaced (reload or recycling).
-        self.pool.rebalance(&self.scoreboard);
+        let stop = self.pool.rebalance(Instant::now());
+        self.execute(stop);
         self.fill_pool();
         self.finish_reload_if_done();
     }
@@ -391,50 +396,11 @@ impl Master {
         }
     }
 
-    fn reap(&mut self) {
-        loop {
-            let (pid, status) = match sys::reap_any() {
-                Ok(Some(r)) => r,
-                Ok(None) => break,
-                Err(e) => {
-                    log::error!("waitpid failed: {e}");
-                    break;
-                }
-            };
-            if self.template_reaped(pid, status) {
-                continue;
-            }
-            match self.pool.reaped(pid, status, &self.scoreboard) {
-                Reaped::Expected => {}
-                Reaped::Crashed { load_error } => {
-                    if load_error && self.phase == Phase::Starting {
-                        log::error!("the app failed to load (see the error above); shutting down");
-                        self.exit_code = EXIT_APP_LOAD_ERROR;
-                        self.shutdown(false, "the app did not load");
-                    } else if load_error && self.phase == Phase::Reloading {
-                        log::error!(
-                            "reload failed: the new code does not load; keeping the old workers"
-                        );
-                        self.pool.abort_reload(&self.scoreboard);
-                        if let Some(t) = &mut self.templates {
-                            t.revert();
-                        }
-                        self.set_phase(Phase::Running);
-                    }
-                }
-                Reaped::Unknown => log::debug!("reaped process {pid} ({status})"),
-            }
-            self.finish_reload_if_done();
-        }
-        self.fill_pool();
-    }
-
     fn on_timers(&mut self) {
         self.watchdog_at = self.notifier.watchdog(); // [systemd hook]
         self.template_timer();
-        if self.pool.next_kill().is_some_and(|at| Instant::now() >= at) {
-            self.pool.kill_overdue();
-        }
+        let due = self.pool.tick(Instant::now());
+        self.execute(due);
         self.endpoints.expire(self.poll.registry());
         if self.drain_at.is_some_and(|at| Instant::now() >= at) {
             self.drain_at = None;
@@ -442,25 +408,11 @@ impl Master {
         }
         if self.phase != Phase::ShuttingDown {
             if let Some(limit) = self.config.recycle.harakiri {
-                if self.pool.harakiri(limit, &self.scoreboard) > 0 {
-                    self.fill_pool();
-                }
+                self.check_harakiri(limit);
             }
             if self.rss_check_at.is_some_and(|at| Instant::now() >= at) {
                 self.rss_check_at = Some(Instant::now() + RSS_EVERY);
-                let limit = self.config.recycle.reload_on_rss;
-                let min = self.config.recycle.min_worker_lifetime;
-                if self.pool.retire_over_rss(limit, min, &self.scoreboard) {
-                    self.fill_pool();
-                }
-            }
-            if self
-                .pool
-                .next_retire()
-                .is_some_and(|at| Instant::now() >= at)
-            {
-                self.pool.retire_due();
-                self.fill_pool();
+                self.check_idle_rss();
             }
         }
         if let Some(at) = self.kill_at {
@@ -470,16 +422,10 @@ impl Master {
                     self.pool.len()
                 );
                 self.shut_listeners();
-                self.pool.stop_all(libc::SIGKILL);
+                self.execute(self.pool.kill_all());
                 self.kill_at = None;
             }
         }
-        if self
-            .pool
-            .respawn_at()
-            .is_some_and(|at| Instant::now() >= at)
-        {
-            self.fill_pool();
-        }
+        self.fill_pool();
     }
 }

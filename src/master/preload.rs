@@ -1,12 +1,10 @@
-//! Where the master's workers come from: forked by the master itself, or,
-//! with `--preload`, by the template (starting it, switching to a new one on
-//! HUP, restarting one that died); and the ready line's report of the mode
-//! and the workers' memory.
+//! With `--preload`, the master's workers are forked by the template:
+//! starting it, switching to a new one on HUP, restarting one that died;
+//! and the ready line's report of the mode and the workers' memory.
 
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::time::Instant;
 
-use super::pool::ForkFrom;
 use super::template::{Start, TemplateExit, Templates};
 use super::{Master, Phase};
 use crate::supervise::template::{TemplateEntry, TEMPLATE_SLOT};
@@ -24,45 +22,6 @@ impl Master {
             self.templates = Some(Templates::new(entry));
         }
         Ok(())
-    }
-
-    pub(super) fn fill_pool(&mut self) {
-        if self.phase == Phase::ShuttingDown {
-            return;
-        }
-        let inherited = self.inherited_fds();
-        let Master {
-            pool,
-            config,
-            listeners,
-            scoreboard,
-            notify_write,
-            templates,
-            ..
-        } = self;
-        let mut from = match templates {
-            Some(t) if !t.ready() => return, // forks wait for the template
-            Some(t) => ForkFrom::Template(t),
-            None => ForkFrom::Master(&inherited),
-        };
-        let notify_fd = notify_write.as_raw_fd();
-        if let Err(e) = pool.spawn_missing(config, listeners, scoreboard, notify_fd, &mut from) {
-            log::error!("cannot fork a worker: {e}; retrying in 1 s");
-            pool.retry_after(std::time::Duration::from_secs(1));
-        }
-    }
-
-    /// The master's private fds, which a forked child closes.
-    pub(super) fn inherited_fds(&self) -> Vec<RawFd> {
-        let mut inherited = vec![
-            self.poll.as_raw_fd(),
-            self.signal_fd.as_raw_fd(),
-            self.notify_read.as_raw_fd(),
-        ];
-        inherited.extend(self.endpoints.fds());
-        inherited.extend(self.upgrade_fds());
-        inherited.extend(self.templates.iter().flat_map(|t| t.fds()));
-        inherited
     }
 
     pub(super) fn start_template(&mut self, why: Start) {
@@ -108,7 +67,8 @@ impl Master {
         }
         if why == Start::Reload {
             log::info!("new code imported: replacing the workers from the new template");
-            self.pool.begin_reload();
+            let kill = self.pool.begin_reload(Instant::now());
+            self.execute(kill);
         }
         self.fill_pool();
     }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::pool::Pool;
+use super::pool::{Pool, State};
 use crate::scoreboard::{Scoreboard, WorkerState};
 use crate::socket::{BoundAddr, Listener};
 use crate::stats::{Snapshot, SocketStat, WorkerStat};
@@ -55,9 +55,9 @@ pub fn take(
                 .unwrap_or_default();
             let previous = last_requests.get(&w.pid).copied().unwrap_or(0);
             seen.insert(w.pid, counters.requests);
-            let status = if w.stopping || w.retiring {
+            let status = if w.is_stopping() || w.state == State::Retiring {
                 "stopping"
-            } else if !w.ready {
+            } else if !w.is_ready() {
                 "starting"
             } else if slot.state() == WorkerState::Busy {
                 "busy"

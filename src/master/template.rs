@@ -143,7 +143,7 @@ impl Templates {
             close.extend(self.fds());
             close.extend([cmd_write.as_raw_fd(), reply_read.as_raw_fd()]);
             let entry = self.entry;
-            let pid = super::pool::fork_child(&close, move || entry(ctx, pipes))?;
+            let pid = super::execute::fork_child(&close, move || entry(ctx, pipes))?;
             Ok::<_, io::Error>(Process {
                 pid,
                 commands: cmd_write,

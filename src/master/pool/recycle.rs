@@ -1,12 +1,12 @@
-//! Recycling decisions: retiring workers (max-requests, reload-on-rss, both
-//! asked by the worker and, for RSS, checked by the master's timer), and
-//! killing the ones that overstay (harakiri, --shutdown-timeout).
+//! Recycling: retiring workers (max-requests, reload-on-rss), and killing
+//! the ones that overstay (harakiri, --shutdown-timeout). What a worker's
+//! RSS is, or how long its request has run, the master reads
+//! (`master::watch`); here is what follows from it.
 
 use std::time::{Duration, Instant};
 
-use super::{Pool, Respawn, RetireReason};
-use crate::scoreboard::Scoreboard;
-use crate::sys;
+use super::{Command, Pool, Respawn, State, Stop, Stopping, Worker};
+use crate::supervise::RetireReason;
 
 /// How long a harakiri victim has to dump its stacks and answer 504 before
 /// SIGKILL.
@@ -21,179 +21,108 @@ impl Pool {
         pid: libc::pid_t,
         reason: RetireReason,
         min_lifetime: Duration,
+        now: Instant,
     ) {
-        let why = reason.flag();
-        let cause = Respawn::from(reason).index();
-        let Some(w) = self
-            .workers
-            .iter_mut()
-            .find(|w| w.slot == slot && w.pid == pid)
-        else {
-            return;
-        };
-        if w.stopping || w.retiring || w.retire_at.is_some() {
+        if self.draining {
             return;
         }
-        self.respawns[cause] += 1;
+        let why = reason.flag();
+        let Some(w) = self.find(slot, pid) else {
+            return;
+        };
+        // Only a serving worker asks (after a request); one already retiring
+        // or stopping has been asked before.
+        if w.state != State::Ready {
+            return;
+        }
         let due = w.spawned + min_lifetime;
-        if Instant::now() < due {
+        if now < due {
             log::debug!(
                 "worker {} recycle ({why}) deferred by --min-worker-lifetime",
                 w.id
             );
-            w.retire_at = Some(due);
+            w.state = State::RetireAt(due);
         } else {
             log::info!(
                 "worker {} (pid {}) retiring ({why}); starting its successor",
                 w.id,
                 w.pid
             );
-            w.retiring = true;
+            w.state = State::Retiring;
         }
+        self.respawns[Respawn::from(reason).index()] += 1;
     }
 
-    /// Deferred recycle requests whose time has come.
-    pub fn retire_due(&mut self) {
-        let now = Instant::now();
+    /// What is due at `now`: deferred recycles start (their successors are
+    /// then forked by `next_spawn`), and stopped workers that outlived their
+    /// grace are killed (a request that never ends must not keep a reload
+    /// from completing).
+    pub fn tick(&mut self, now: Instant) -> Vec<Command> {
+        let mut out = Vec::new();
+        let grace = self.grace;
         for w in &mut self.workers {
-            if w.retire_at.is_some_and(|at| now >= at) && !w.stopping {
-                log::info!(
-                    "worker {} (pid {}) retiring; starting its successor",
-                    w.id,
-                    w.pid
-                );
-                w.retire_at = None;
-                w.retiring = true;
+            match &mut w.state {
+                State::RetireAt(at) if now >= *at => {
+                    log::info!(
+                        "worker {} (pid {}) retiring; starting its successor",
+                        w.id,
+                        w.pid
+                    );
+                    w.state = State::Retiring;
+                }
+                State::Stopping(Stopping { why, kill_at })
+                    if kill_at.is_some_and(|at| now >= at) =>
+                {
+                    if *why != Stop::Harakiri {
+                        log::warn!(
+                            "worker {} (pid {}) still running {} s after it was stopped \
+                             (--shutdown-timeout); killing it",
+                            w.id,
+                            w.pid,
+                            grace.as_secs()
+                        );
+                    }
+                    *kill_at = None;
+                    out.push(Command::Kill { pid: w.pid });
+                }
+                _ => {}
             }
         }
+        out
     }
 
-    /// Kills stopped workers that outlived their grace (a request that never
-    /// ends must not keep a reload from completing).
-    pub fn kill_overdue(&mut self) {
-        let now = Instant::now();
-        for w in &mut self.workers {
-            if w.stopping && w.harakiri && w.kill_at.is_some_and(|at| now >= at) {
-                w.kill_at = None;
-                sys::kill(w.pid, libc::SIGKILL);
-            } else if w.stopping && w.kill_at.is_some_and(|at| now >= at) {
-                log::warn!(
-                    "worker {} (pid {}) still running {} s after it was stopped (--shutdown-timeout); killing it",
-                    w.id,
-                    w.pid,
-                    self.grace.as_secs()
-                );
-                w.kill_at = None;
-                sys::kill(w.pid, libc::SIGKILL);
-            }
-        }
+    /// Serving workers that are not stopping: harakiri's candidates.
+    pub fn serving(&self) -> impl Iterator<Item = &Worker> {
+        self.workers.iter().filter(|w| !w.is_stopping())
     }
 
-    /// The earliest stop deadline.
-    pub fn next_kill(&self) -> Option<Instant> {
-        self.workers.iter().filter_map(|w| w.kill_at).min()
-    }
-
-    /// The earliest deferred recycle.
-    pub fn next_retire(&self) -> Option<Instant> {
-        self.workers.iter().filter_map(|w| w.retire_at).min()
-    }
-
-    /// Kills workers whose current request has run longer than `limit`
-    /// (`--harakiri`); they are replaced like any stopped worker. The worker
-    /// first gets [`sys::HARAKIRI_SIGNAL`]: Python dumps every thread's stack
-    /// to the log and the stuck clients that got nothing yet get 504; the
-    /// SIGKILL follows [`HARAKIRI_GRACE`] later (`kill_overdue`).
-    pub fn harakiri(&mut self, limit: Duration, scoreboard: &Scoreboard) -> usize {
-        let now = crate::sys::monotonic_usec();
-        let limit_us = limit.as_micros() as u64;
-        let mut killed = 0;
-        let harakiris = &mut self.harakiris;
-        for w in self.workers.iter_mut().filter(|w| !w.stopping) {
-            // The app threads' cores say what is running in the app now; a
-            // response waiting for a slow client to read it is not (the
-            // slot still shows its request) and is never harakiri's.
-            let cores = scoreboard.cores(w.slot);
-            let Some(oldest) = cores
-                .iter()
-                .filter(|c| c.request_start_us() != 0)
-                .min_by_key(|c| c.request_start_us())
-            else {
-                continue;
-            };
-            let start = oldest.request_start_us();
-            if now.saturating_sub(start) <= limit_us {
-                continue;
-            }
-            let threads = if cores.len() > 1 {
-                let stuck: Vec<String> = cores
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, c)| {
-                        c.request_start_us() != 0
-                            && now.saturating_sub(c.request_start_us()) > limit_us
-                    })
-                    .map(|(i, c)| {
-                        format!(
-                            "thread {} \"{}\" for {:.1} s",
-                            i + 1,
-                            c.label(),
-                            now.saturating_sub(c.request_start_us()) as f64 / 1e6
-                        )
-                    })
-                    .collect();
-                format!(" [{}]", stuck.join(", "))
-            } else {
-                String::new()
-            };
-            log::error!(
-                "harakiri: worker {} (pid {}) has been serving \"{}\" for {:.1} s (limit --harakiri {}){threads}; \
-                 its Python stacks follow, then killing it",
-                w.id,
-                w.pid,
-                oldest.label(),
-                now.saturating_sub(start) as f64 / 1e6,
-                limit.as_secs()
-            );
-            w.stopping = true;
-            w.harakiri = true;
-            w.kill_at = Some(Instant::now() + HARAKIRI_GRACE);
-            sys::kill(w.pid, sys::HARAKIRI_SIGNAL);
-            *harakiris.entry(w.id).or_default() += 1;
-            killed += 1;
-        }
-        self.respawns[Respawn::Harakiri.index()] += killed as u64;
-        killed
-    }
-
-    /// Reads every idle worker's resident set size from /proc and retires
-    /// those above `limit` bytes (`--reload-on-rss`): a worker that grew in
-    /// a burst and then went quiet never asks by itself, since it checks
-    /// only after a request. A busy worker checks when its request ends.
-    pub fn retire_over_rss(
-        &mut self,
-        limit: u64,
-        min_lifetime: Duration,
-        scoreboard: &Scoreboard,
-    ) -> bool {
-        let over: Vec<(usize, libc::pid_t, usize, u64)> = self
-            .workers
+    /// Ready workers not already being recycled: `--reload-on-rss`'s
+    /// candidates.
+    pub fn recyclable(&self) -> impl Iterator<Item = &Worker> {
+        let draining = self.draining;
+        self.workers
             .iter()
-            .filter(|w| w.ready && !w.stopping && !w.retiring && w.retire_at.is_none())
-            .filter(|w| scoreboard.slot(w.slot).request_start_us() == 0)
-            .filter_map(|w| {
-                let (rss, _) = sys::memory_of(w.pid)?;
-                (rss > limit).then_some((w.slot, w.pid, w.id, rss))
-            })
-            .collect();
-        for &(slot, pid, id, rss) in &over {
-            log::info!(
-                "worker {id} (pid {pid}) uses {} MiB while idle, above --reload-on-rss {} MiB",
-                rss >> 20,
-                limit >> 20
-            );
-            self.retire(slot, pid, RetireReason::Rss, min_lifetime);
-        }
-        !over.is_empty()
+            .filter(move |w| !draining && w.state == State::Ready)
+    }
+
+    /// The worker's request has run past `--harakiri`: it gets the harakiri
+    /// signal (Python dumps every thread's stack to the log, the stuck
+    /// clients that got nothing yet get 504) and SIGKILL [`HARAKIRI_GRACE`]
+    /// later; it is replaced like any stopped worker.
+    pub fn harakiri(&mut self, pid: libc::pid_t, now: Instant) -> Vec<Command> {
+        let Some(w) = self
+            .workers
+            .iter_mut()
+            .find(|w| w.pid == pid && !w.is_stopping())
+        else {
+            return Vec::new();
+        };
+        w.state = State::Stopping(Stopping {
+            why: Stop::Harakiri,
+            kill_at: Some(now + HARAKIRI_GRACE),
+        });
+        *self.harakiris.entry(w.id).or_default() += 1;
+        self.respawns[Respawn::Harakiri.index()] += 1;
+        vec![Command::Harakiri { pid }]
     }
 }
