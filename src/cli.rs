@@ -34,7 +34,7 @@ pub struct Cli {
     pub check_config: bool,
 
     /// Serve HTTP on ADDR (`:8000`, `127.0.0.1:8000`, `[::1]:8000`); repeatable
-    #[arg(long = "http", visible_aliases = ["http-socket", "bind"], value_name = "ADDR")]
+    #[arg(long = "http", visible_aliases = ["http-socket", "bind"], value_name = "ADDR", help_heading = SERVER)]
     pub http: Vec<String>,
 
     /// Serve the uwsgi protocol (nginx `uwsgi_pass`) on ADDR: HOST:PORT or a unix socket path; repeatable
@@ -43,213 +43,234 @@ pub struct Cli {
         short = 's',
         visible_alias = "uwsgi-socket",
         value_name = "ADDR"
-    )]
+, help_heading = SERVER)]
     pub socket: Vec<String>,
 
     /// Permissions of unix sockets (octal) [default: 666 when given without a value]
-    #[arg(long, value_name = "MODE", num_args = 0..=1, default_missing_value = "666")]
+    #[arg(long, value_name = "MODE", num_args = 0..=1, default_missing_value = "666", help_heading = SERVER)]
     pub chmod_socket: Option<String>,
 
     /// Owner of unix sockets: USER[:GROUP], names or numbers
-    #[arg(long, value_name = "USER[:GROUP]")]
+    #[arg(long, value_name = "USER[:GROUP]", help_heading = SERVER)]
     pub chown_socket: Option<String>,
 
     /// Remove unix socket files when rwsgi exits
-    #[arg(long)]
+    #[arg(long, help_heading = SERVER)]
     pub vacuum: bool,
 
     /// Serve uWSGI-format stats JSON on ADDR (TCP or unix path): written on connect, as uwsgitop expects
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", help_heading = SERVER)]
     pub stats: Option<String>,
 
     /// Serve the --stats JSON as an HTTP response instead
-    #[arg(long)]
+    #[arg(long, help_heading = SERVER)]
     pub stats_http: bool,
 
     /// Serve Prometheus metrics at http://ADDR/metrics
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", help_heading = SERVER)]
     pub metrics: Option<String>,
 
     /// Write the master's pid to PATH (removed on exit)
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", help_heading = SERVER)]
     pub pidfile: Option<PathBuf>,
 
     /// Detach from the terminal and log to LOGFILE (never the default)
-    #[arg(long, value_name = "LOGFILE")]
+    #[arg(long, value_name = "LOGFILE", help_heading = SERVER)]
     pub daemonize: Option<PathBuf>,
 
     /// Run the workers as USER (name or number), after sockets are bound
-    #[arg(long, value_name = "USER")]
+    #[arg(long, value_name = "USER", help_heading = SERVER)]
     pub uid: Option<String>,
 
     /// Run the workers as GROUP (name or number) [default: the user's group]
-    #[arg(long, value_name = "GROUP")]
+    #[arg(long, value_name = "GROUP", help_heading = SERVER)]
     pub gid: Option<String>,
 
     /// File-mode creation mask (octal, e.g. 022), set at start
-    #[arg(long, value_name = "MASK")]
+    #[arg(long, value_name = "MASK", help_heading = SERVER)]
     pub umask: Option<String>,
 
     /// Set KEY=VALUE in the app's environment; repeatable
-    #[arg(long, value_name = "KEY=VALUE")]
+    #[arg(long, value_name = "KEY=VALUE", help_heading = APP)]
     pub env: Vec<String>,
 
     /// Log to FILE instead of stderr (reopened on SIGUSR1, for logrotate)
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = LOG)]
     pub logto: Option<PathBuf>,
 
-    /// Number of worker processes [default: 1]
-    #[arg(long, short = 'p', visible_alias = "workers", value_name = "N")]
-    pub processes: Option<usize>,
+    /// Number of worker processes
+    #[arg(
+        long,
+        short = 'p',
+        visible_alias = "workers",
+        value_name = "N",
+        default_value_t = 1
+, help_heading = WORKERS)]
+    pub processes: usize,
 
     /// App threads per worker: each serves one request at a time, so N > 1
     /// lets a worker serve others while a request waits on a database or an
-    /// API [default: 1]
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
+    /// API
+    #[arg(long, value_name = "N", default_value_t = 1, help_heading = WORKERS)]
+    pub threads: usize,
 
     /// The app as `package.module[:callable]`
-    #[arg(long, short = 'w', visible_alias = "wsgi", value_name = "MODULE")]
+    #[arg(long, short = 'w', visible_alias = "wsgi", value_name = "MODULE", help_heading = APP)]
     pub module: Option<String>,
 
     /// The app as a Python file defining the callable
-    #[arg(long = "wsgi-file", visible_alias = "file", value_name = "PATH")]
+    #[arg(long = "wsgi-file", visible_alias = "file", value_name = "PATH", help_heading = APP)]
     pub wsgi_file: Option<PathBuf>,
 
-    /// Name of the WSGI callable in the module or file [default: application]
-    #[arg(long, value_name = "NAME")]
-    pub callable: Option<String>,
+    /// Name of the WSGI callable in the module or file
+    #[arg(long, value_name = "NAME", default_value = "application", help_heading = APP)]
+    pub callable: String,
 
     /// Change to DIR before importing the app (in each worker)
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", help_heading = APP)]
     pub chdir: Option<PathBuf>,
 
     /// Virtualenv to run the app in (its bin/python becomes sys.executable)
-    #[arg(long, short = 'H', visible_aliases = ["venv", "virtualenv"], value_name = "DIR")]
+    #[arg(long, short = 'H', visible_aliases = ["venv", "virtualenv"], value_name = "DIR", help_heading = APP)]
     pub home: Option<PathBuf>,
 
     /// Import the app once in a template process and fork the workers from
     /// it (copy-on-write memory; HUP still loads new code)
-    #[arg(long)]
+    #[arg(long, help_heading = APP)]
     pub preload: bool,
 
     /// Each worker imports the app itself after its fork (the default;
     /// turns --preload off wherever it was set)
-    #[arg(long)]
+    #[arg(long, help_heading = APP)]
     pub lazy_apps: bool,
 
     /// Call MODULE:CALLABLE in each worker right after its fork (reopen
     /// database pools, APM exporters); see also @rwsgi.postfork
-    #[arg(long, value_name = "MODULE:CALLABLE")]
+    #[arg(long, value_name = "MODULE:CALLABLE", help_heading = APP)]
     pub post_fork: Option<String>,
 
     /// Add DIR to sys.path before importing the app; repeatable
-    #[arg(long, visible_alias = "pp", value_name = "DIR")]
+    #[arg(long, visible_alias = "pp", value_name = "DIR", help_heading = APP)]
     pub pythonpath: Vec<PathBuf>,
 
-    /// Log level: error, warn, info, debug or trace [default: info]
-    #[arg(long, value_name = "LEVEL")]
-    pub log_level: Option<String>,
+    /// Log level: error, warn, info, debug or trace
+    #[arg(long, value_name = "LEVEL", default_value = "info", help_heading = LOG)]
+    pub log_level: String,
 
     /// Turn the access log (one line per request) off
-    #[arg(long, short = 'L')]
+    #[arg(long, short = 'L', help_heading = LOG)]
     pub disable_logging: bool,
 
-    /// Access-log format: default, combined, json, or a template with %(var) placeholders (see rwsgi(1)) [default: default]
-    #[arg(long, value_name = "FORMAT")]
-    pub log_format: Option<String>,
+    /// Access-log format: default, combined, json, or a template with %(var) placeholders (see rwsgi(1))
+    #[arg(long, value_name = "FORMAT", default_value = "default", help_heading = LOG)]
+    pub log_format: String,
 
     /// Log the first X-Forwarded-For address as the client (only from --trusted-proxies)
-    #[arg(long)]
+    #[arg(long, help_heading = LOG)]
     pub log_x_forwarded_for: bool,
 
-    /// Peers whose X-Forwarded-For is believed: IPs or networks, comma-separated [default: 127.0.0.1,::1]
-    #[arg(long, value_name = "LIST")]
-    pub trusted_proxies: Option<String>,
+    /// Peers whose X-Forwarded-For is believed: IPs or networks, comma-separated
+    #[arg(long, value_name = "LIST", default_value = "127.0.0.1,::1", help_heading = LOG)]
+    pub trusted_proxies: String,
 
     /// Log requests slower than MS milliseconds, even with the access log off
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", help_heading = LOG)]
     pub log_slow: Option<u64>,
 
-    /// Largest request head in bytes (request line + headers) [default: 65536]
-    #[arg(long, short = 'b', value_name = "BYTES")]
-    pub buffer_size: Option<usize>,
+    /// Largest request head in bytes (request line + headers)
+    #[arg(long, short = 'b', value_name = "BYTES", default_value_t = 65536, help_heading = LIMITS)]
+    pub buffer_size: usize,
 
-    /// Most headers accepted in one request [default: 100]
-    #[arg(long, value_name = "N")]
-    pub max_headers: Option<usize>,
+    /// Most headers accepted in one request
+    #[arg(long, value_name = "N", default_value_t = 100, help_heading = LIMITS)]
+    pub max_headers: usize,
 
-    /// Largest request body in bytes; 0 means unlimited [default: 0]
-    #[arg(long, value_name = "BYTES")]
-    pub limit_post: Option<u64>,
+    /// Largest request body in bytes; 0 means unlimited
+    #[arg(long, value_name = "BYTES", default_value_t = 0, help_heading = LIMITS)]
+    pub limit_post: u64,
 
-    /// Request bodies larger than BYTES are spooled to a temp file instead of memory [default: 1048576]
-    #[arg(long, value_name = "BYTES")]
-    pub post_buffering: Option<usize>,
+    /// Request bodies larger than BYTES are spooled to a temp file instead of memory
+    #[arg(long, value_name = "BYTES", default_value_t = 1048576, help_heading = LIMITS)]
+    pub post_buffering: usize,
 
-    /// Request bodies being received may hold at most BYTES of a worker's memory in all; past that they are spooled to temp files [default: 67108864]
-    #[arg(long, value_name = "BYTES")]
-    pub body_memory: Option<usize>,
+    /// Request bodies being received may hold at most BYTES of a worker's memory in all; past that they are spooled to temp files
+    #[arg(long, value_name = "BYTES", default_value_t = 67108864, help_heading = LIMITS)]
+    pub body_memory: usize,
 
-    /// Seconds a client may stay silent mid-request, or take to accept response bytes [default: 60]
-    #[arg(long, value_name = "SECONDS")]
-    pub http_timeout: Option<u64>,
+    /// Seconds a client may stay silent mid-request, or take to accept response bytes
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, help_heading = LIMITS)]
+    pub http_timeout: u64,
 
-    /// Seconds an idle keep-alive connection is kept open [default: 30]
-    #[arg(long, visible_alias = "keep-alive", value_name = "SECONDS")]
-    pub keepalive_timeout: Option<u64>,
+    /// Seconds an idle keep-alive connection is kept open
+    #[arg(
+        long,
+        visible_alias = "keep-alive",
+        value_name = "SECONDS",
+        default_value_t = 30
+, help_heading = LIMITS)]
+    pub keepalive_timeout: u64,
 
-    /// Seconds workers get to finish in-flight requests on SIGTERM [default: 30]
-    #[arg(long, value_name = "SECONDS")]
-    pub shutdown_timeout: Option<u64>,
+    /// Seconds workers get to finish in-flight requests on SIGTERM
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, help_heading = WORKERS)]
+    pub shutdown_timeout: u64,
 
-    /// Retire a worker after N requests (its replacement starts first); 0 = never [default: 0]
-    #[arg(long, visible_alias = "max-requests-per-worker", value_name = "N")]
-    pub max_requests: Option<u64>,
+    /// Retire a worker after N requests (its replacement starts first); 0 = never
+    #[arg(
+        long,
+        visible_alias = "max-requests-per-worker",
+        value_name = "N",
+        default_value_t = 0
+, help_heading = WORKERS)]
+    pub max_requests: u64,
 
-    /// Add a random 0..=J to each worker's --max-requests, so workers do not retire together [default: 0]
-    #[arg(long, value_name = "J")]
-    pub max_requests_jitter: Option<u64>,
+    /// Add a random 0..=J to each worker's --max-requests, so workers do not retire together
+    #[arg(long, value_name = "J", default_value_t = 0, help_heading = WORKERS)]
+    pub max_requests_jitter: u64,
 
-    /// Retire a worker whose resident memory exceeds MB megabytes; 0 = never [default: 0]
-    #[arg(long, value_name = "MB")]
-    pub reload_on_rss: Option<u64>,
+    /// Retire a worker whose resident memory exceeds MB megabytes; 0 = never
+    #[arg(long, value_name = "MB", default_value_t = 0, help_heading = WORKERS)]
+    pub reload_on_rss: u64,
 
-    /// Kill and replace a worker whose request runs longer than SECONDS; 0 = never [default: 0]
-    #[arg(long, visible_alias = "timeout", value_name = "SECONDS")]
-    pub harakiri: Option<u64>,
+    /// Kill and replace a worker whose request runs longer than SECONDS; 0 = never
+    #[arg(
+        long,
+        visible_alias = "timeout",
+        value_name = "SECONDS",
+        default_value_t = 0
+, help_heading = WORKERS)]
+    pub harakiri: u64,
 
-    /// A worker is not recycled (max-requests, rss) before it has lived SECONDS [default: 1]
-    #[arg(long, value_name = "SECONDS")]
-    pub min_worker_lifetime: Option<u64>,
+    /// A worker is not recycled (max-requests, rss) before it has lived SECONDS
+    #[arg(long, value_name = "SECONDS", default_value_t = 1, help_heading = WORKERS)]
+    pub min_worker_lifetime: u64,
 
-    /// On SIGTERM, keep serving SECONDS before draining (for load balancers) [default: 0]
-    #[arg(long, value_name = "SECONDS")]
-    pub shutdown_delay: Option<u64>,
+    /// On SIGTERM, keep serving SECONDS before draining (for load balancers)
+    #[arg(long, value_name = "SECONDS", default_value_t = 0, help_heading = WORKERS)]
+    pub shutdown_delay: u64,
 
-    /// How HUP replaces workers: `rolling` (one at a time) or `all` [default: rolling]
-    #[arg(long, value_name = "MODE")]
-    pub reload_mode: Option<String>,
+    /// How HUP replaces workers: `rolling` (one at a time) or `all`
+    #[arg(long, value_name = "MODE", default_value = "rolling", help_heading = WORKERS)]
+    pub reload_mode: String,
 
-    /// Listen backlog of each socket [default: 1024]
-    #[arg(long, short = 'l', value_name = "N")]
-    pub listen: Option<u32>,
+    /// Listen backlog of each socket
+    #[arg(long, short = 'l', value_name = "N", default_value_t = 1024, help_heading = SERVER)]
+    pub listen: u32,
 
     /// Hand TCP connections to workers as soon as they are set up, not when
     /// their first bytes arrive (turns TCP_DEFER_ACCEPT off)
-    #[arg(long)]
+    #[arg(long, help_heading = SERVER)]
     pub no_defer_accept: bool,
 
     /// Serve files under URL_PREFIX from DIR without Python (GET and HEAD); repeatable, the longest prefix wins
-    #[arg(long, value_name = "URL_PREFIX=DIR")]
+    #[arg(long, value_name = "URL_PREFIX=DIR", help_heading = STATIC)]
     pub static_map: Vec<String>,
 
     /// File served for a --static-map directory requested with a trailing slash (e.g. index.html)
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = STATIC)]
     pub static_index: Option<String>,
 
     /// Cache-Control max-age for static files, in seconds (hashed names are always immutable)
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", help_heading = STATIC)]
     pub static_expires: Option<u64>,
 
     /// uWSGI's flag; rwsgi always runs a master process
@@ -293,6 +314,15 @@ pub const VERSION: &str = concat!(
 );
 
 const COMPAT: &str = "Accepted for uWSGI compatibility (rwsgi always behaves so)";
+
+// Each option's help heading names its table in the TOML file
+// (`config::schema`): the flag's definition is the option's.
+pub const SERVER: &str = "Server [server]";
+pub const APP: &str = "App [app]";
+pub const WORKERS: &str = "Workers [workers]";
+pub const LIMITS: &str = "Limits [limits]";
+pub const LOG: &str = "Logging [log]";
+pub const STATIC: &str = "Static files [static]";
 
 /// The names of those flags (without `--`), in field order (see
 /// `compat_flags`), also for messages about config keys.

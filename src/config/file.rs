@@ -121,7 +121,7 @@ pub fn load(path: &Path) -> Result<Vec<Setting>, LoadError> {
         if table == "uwsgi" {
             return fail(format!("{shown}: a [uwsgi] table: {INI_HINT}"));
         }
-        let known_table = schema::OPTIONS.iter().any(|(t, _, _)| t == table);
+        let known_table = schema::options().iter().any(|(t, _, _)| t == table);
         for (key, value) in items {
             let line = line_of(&text, table, key);
             let key = &super::static_map::file_key(table, key).into_owned();

@@ -87,7 +87,7 @@ pub fn load(args: Vec<OsString>, env: &[(String, String)]) -> Result<Layered, Lo
     let mut argv: Vec<OsString> = vec![args.first().cloned().unwrap_or_else(|| "rwsgi".into())];
     let mut sources = BTreeMap::new();
     let mut owned: Vec<&str> = Vec::new();
-    for (_, key, _) in schema::OPTIONS {
+    for (_, key, _) in schema::options() {
         if on_cli(key) {
             sources.insert(*key, "command line".to_string());
             owned.push(key);
@@ -127,7 +127,7 @@ pub fn load(args: Vec<OsString>, env: &[(String, String)]) -> Result<Layered, Lo
     };
     let mut cli = Cli::from_arg_matches(&matches).map_err(LoadError::Clap)?;
     let mut values = BTreeMap::new();
-    for (_, key, kind) in schema::OPTIONS {
+    for (_, key, kind) in schema::options() {
         let id = key.replace('-', "_");
         if matches.value_source(&id) != Some(ValueSource::CommandLine) {
             continue;
@@ -347,7 +347,6 @@ pub fn annotate(e: ConfigError, sources: &BTreeMap<&'static str, String>) -> Con
 /// `--check-config`: the effective value of every option and where it came
 /// from, as TOML the file could contain.
 pub fn describe(layered: &Provenance) -> String {
-    let cmd = Cli::command();
     let mut out = String::new();
     match &layered.file {
         Some(p) if layered.from_ini => out.push_str(&format!(
@@ -359,7 +358,7 @@ pub fn describe(layered: &Provenance) -> String {
         None => {}
     }
     let mut table = "";
-    for (t, key, kind) in schema::OPTIONS {
+    for (t, key, kind) in schema::options() {
         if *t != table {
             table = t;
             out.push_str(&format!("\n[{table}]\n"));
@@ -374,24 +373,35 @@ pub fn describe(layered: &Provenance) -> String {
                 format!("{key} = {}  # {source}", toml_value(*kind, v))
             }
             None => {
-                let help = cmd
-                    .get_arguments()
-                    .find(|a| a.get_long() == Some(key))
-                    .and_then(|a| a.get_help().map(|h| h.to_string()))
-                    .unwrap_or_default();
                 // Every line stays valid TOML with one '#' removed: a
                 // default is printed as the value the file would take, and
                 // a note about an option without one starts with "##".
-                let key = super::static_map::short_key(table, key);
-                match help
+                let arg = schema::flag(key);
+                let given = |v: &[clap::builder::OsStr]| {
+                    v.iter()
+                        .map(|d| d.to_string_lossy().into_owned())
+                        .collect::<Vec<_>>()
+                };
+                let default = arg
+                    .map(|a| given(a.get_default_values()))
+                    .unwrap_or_default();
+                // clap has no getter for a bare flag's value: its help says it.
+                let help = arg
+                    .and_then(|a| a.get_help().map(|h| h.to_string()))
+                    .unwrap_or_default();
+                let bare = help
                     .split("[default: ")
                     .nth(1)
                     .and_then(|d| d.split(']').next())
-                {
+                    .filter(|d| d.contains("when given"));
+                let key = super::static_map::short_key(table, key);
+                match default.first() {
+                    _ if *kind == Kind::Bool => format!("# {key} = false  # default"),
+                    Some(_) => format!("# {key} = {}  # default", toml_value(*kind, &default)),
                     // A value only for the bare flag is not a default.
-                    Some(d) if d.contains("when given") => format!("## {key} is not set ({d})"),
-                    Some(d) => format!("# {key} = {}  # default", toml_value(*kind, &[d.into()])),
-                    None if *kind == Kind::Bool => format!("# {key} = false  # default"),
+                    None if bare.is_some() => {
+                        format!("## {key} is not set ({})", bare.unwrap_or_default())
+                    }
                     None => format!("## {key} is not set"),
                 }
             }

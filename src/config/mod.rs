@@ -199,7 +199,7 @@ impl Config {
         resolve_paths(&mut cli)?;
         ranges::check(&cli)?;
         let process = process_options(&cli)?;
-        let callable = cli.callable.unwrap_or_else(|| "application".to_string());
+        let callable = cli.callable;
         let app = match (cli.module, cli.wsgi_file) {
             (Some(_), Some(_)) => {
                 return err("--module and --wsgi-file both given; choose one way to find the app")
@@ -260,7 +260,7 @@ impl Config {
             vacuum: cli.vacuum,
         };
 
-        let processes = cli.processes.unwrap_or(1);
+        let processes = cli.processes;
         if processes == 0 {
             return err("--processes must be at least 1");
         }
@@ -274,14 +274,14 @@ impl Config {
             Some(spec) => Some(python::check_post_fork(spec).map_err(ConfigError::invalid)?),
             None => None,
         };
-        let threads = cli.threads.unwrap_or(1);
+        let threads = cli.threads;
         if threads == 0 || threads > crate::scoreboard::MAX_THREADS {
             return err(format!(
                 "--threads {threads}: use 1 to {} app threads per worker",
                 crate::scoreboard::MAX_THREADS
             ));
         }
-        let log_level = match cli.log_level.as_deref().unwrap_or("info") {
+        let log_level = match cli.log_level.as_str() {
             "error" => log::LevelFilter::Error,
             "warn" | "warning" => log::LevelFilter::Warn,
             "info" => log::LevelFilter::Info,
@@ -293,31 +293,31 @@ impl Config {
                 ))
             }
         };
-        let buffer_size = cli.buffer_size.unwrap_or(64 * 1024);
+        let buffer_size = cli.buffer_size;
         if buffer_size < 1024 {
             return err(format!(
                 "--buffer-size {buffer_size} is too small for any real request; use at least 1024"
             ));
         }
-        let max_headers = cli.max_headers.unwrap_or(100);
+        let max_headers = cli.max_headers;
         if max_headers == 0 || max_headers > crate::protocol::http::MAX_HEADERS_CAP {
             return err(format!(
                 "--max-headers must be between 1 and {}",
                 crate::protocol::http::MAX_HEADERS_CAP
             ));
         }
-        let secs = |v: Option<u64>, default: u64, name: &str| match v.unwrap_or(default) {
+        let secs = |v: u64, name: &str| match v {
             0 => err(format!("--{name} must be at least 1 second")),
             s => Ok(Duration::from_secs(s)),
         };
         let limits = Limits {
             buffer_size,
             max_headers,
-            limit_post: cli.limit_post.unwrap_or(0),
-            post_buffering: cli.post_buffering.unwrap_or(1024 * 1024),
-            body_memory: cli.body_memory.unwrap_or(64 * 1024 * 1024),
-            http_timeout: secs(cli.http_timeout, 60, "http-timeout")?,
-            keepalive_timeout: secs(cli.keepalive_timeout, 30, "keepalive-timeout")?,
+            limit_post: cli.limit_post,
+            post_buffering: cli.post_buffering,
+            body_memory: cli.body_memory,
+            http_timeout: secs(cli.http_timeout, "http-timeout")?,
+            keepalive_timeout: secs(cli.keepalive_timeout, "keepalive-timeout")?,
         };
         if let Some(dir) = &cli.chdir {
             if !dir.is_dir() {
@@ -334,28 +334,24 @@ impl Config {
             }
             python::check_home(home).map_err(ConfigError::invalid)?;
         }
-        let reload_mode = match cli.reload_mode.as_deref().unwrap_or("rolling") {
+        let reload_mode = match cli.reload_mode.as_str() {
             "rolling" => ReloadMode::Rolling,
             "all" => ReloadMode::All,
             other => return err(format!("--reload-mode {other:?}: use rolling or all")),
         };
         let recycle = Recycle {
-            max_requests: cli.max_requests.unwrap_or(0),
-            max_requests_jitter: cli.max_requests_jitter.unwrap_or(0),
-            reload_on_rss: cli.reload_on_rss.unwrap_or(0).saturating_mul(1024 * 1024),
-            harakiri: cli.harakiri.filter(|&s| s > 0).map(Duration::from_secs),
-            min_worker_lifetime: Duration::from_secs(cli.min_worker_lifetime.unwrap_or(1)),
+            max_requests: cli.max_requests,
+            max_requests_jitter: cli.max_requests_jitter,
+            reload_on_rss: cli.reload_on_rss.saturating_mul(1024 * 1024),
+            harakiri: (cli.harakiri > 0).then(|| Duration::from_secs(cli.harakiri)),
+            min_worker_lifetime: Duration::from_secs(cli.min_worker_lifetime),
         };
         let access = AccessLog {
-            format: crate::log::access::Format::parse(
-                cli.log_format.as_deref().unwrap_or("default"),
-            )
-            .map_err(ConfigError::invalid)?,
+            format: crate::log::access::Format::parse(&cli.log_format)
+                .map_err(ConfigError::invalid)?,
             x_forwarded_for: cli.log_x_forwarded_for,
-            trusted: crate::log::access::Trusted::parse(
-                cli.trusted_proxies.as_deref().unwrap_or("127.0.0.1,::1"),
-            )
-            .map_err(ConfigError::invalid)?,
+            trusted: crate::log::access::Trusted::parse(&cli.trusted_proxies)
+                .map_err(ConfigError::invalid)?,
             slow: cli.log_slow.map(Duration::from_millis),
         };
         let endpoint = |flag: &str, v: &Option<String>| {
@@ -385,10 +381,10 @@ impl Config {
             access,
             unix,
             recycle,
-            shutdown_delay: Duration::from_secs(cli.shutdown_delay.unwrap_or(0)),
+            shutdown_delay: Duration::from_secs(cli.shutdown_delay),
             reload_mode,
             listen,
-            backlog: cli.listen.unwrap_or(1024).max(1),
+            backlog: cli.listen.max(1),
             defer_accept: !cli.no_defer_accept,
             processes,
             threads,
@@ -401,7 +397,7 @@ impl Config {
             log_level,
             access_log: !cli.disable_logging,
             limits,
-            shutdown_timeout: Duration::from_secs(cli.shutdown_timeout.unwrap_or(30)),
+            shutdown_timeout: Duration::from_secs(cli.shutdown_timeout),
         })
     }
 }

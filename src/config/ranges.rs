@@ -29,9 +29,9 @@ pub const MAXIMA: &[(&str, u64, &str)] = &[
     ("max-requests-jitter", 1_000_000_000_000, "requests"),
 ];
 
-/// The numeric options as given (None = not set).
-fn given(cli: &Cli) -> [(&'static str, Option<u64>); 14] {
-    let size = |v: Option<usize>| v.map(|v| u64::try_from(v).unwrap_or(u64::MAX));
+/// The numeric options' values (given or default).
+fn given(cli: &Cli) -> [(&'static str, u64); 14] {
+    let size = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
     [
         ("http-timeout", cli.http_timeout),
         ("keepalive-timeout", cli.keepalive_timeout),
@@ -39,7 +39,7 @@ fn given(cli: &Cli) -> [(&'static str, Option<u64>); 14] {
         ("shutdown-delay", cli.shutdown_delay),
         ("harakiri", cli.harakiri),
         ("min-worker-lifetime", cli.min_worker_lifetime),
-        ("log-slow", cli.log_slow),
+        ("log-slow", cli.log_slow.unwrap_or(0)),
         ("buffer-size", size(cli.buffer_size)),
         ("post-buffering", size(cli.post_buffering)),
         ("body-memory", size(cli.body_memory)),
@@ -53,7 +53,6 @@ fn given(cli: &Cli) -> [(&'static str, Option<u64>); 14] {
 /// Refuses the first option above its maximum.
 pub fn check(cli: &Cli) -> Result<(), ConfigError> {
     for (name, value) in given(cli) {
-        let Some(value) = value else { continue };
         let Some(&(_, max, unit)) = MAXIMA.iter().find(|(n, _, _)| *n == name) else {
             continue;
         };

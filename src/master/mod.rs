@@ -340,9 +340,13 @@ impl Master {
                     }
                     Some((Notice::Ready, slot, pid)) => self.on_ready(slot, pid),
                     Some((Notice::Retire(reason), slot, pid)) => {
-                        let min = self.config.recycle.min_worker_lifetime;
-                        self.pool.retire(slot, pid, reason, min, Instant::now());
-                        self.fill_pool();
+                        // Not while shutting down (also during --shutdown-delay,
+                        // before the drain): no successor would be forked.
+                        if self.phase != Phase::ShuttingDown {
+                            let min = self.config.recycle.min_worker_lifetime;
+                            self.pool.retire(slot, pid, reason, min, Instant::now());
+                            self.fill_pool();
+                        }
                     }
                     None => log::warn!("unknown notice from a worker: {msg:?}"),
                 }
