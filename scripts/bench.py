@@ -38,7 +38,9 @@ ALL_SERVERS = ["rwsgi", "rwsgi-http", "uwsgi", "uwsgi-http", "gunicorn", "grania
 # nginx it would be the same run as uwsgi (--socket), so it has no nginx rows.
 # rwsgi-http is rwsgi behind nginx over HTTP (proxy_pass, keep-alive upstream
 # pool) instead of uwsgi_pass; directly it would be the rwsgi run again.
-UWSGI_PROTO_SERVERS = {"rwsgi", "uwsgi"}  # behind nginx these speak uwsgi, not HTTP
+UWSGI_PROTO_SERVERS = {"rwsgi", "rwsgi-baseline", "uwsgi"}
+# rwsgi-baseline is another rwsgi binary (--baseline-bin, e.g. a release
+# build of an older commit) run exactly as rwsgi, for before/after figures.  # behind nginx these speak uwsgi, not HTTP
 DEFAULT_SCENARIOS = ["hello-keepalive", "hello-close", "flask-keepalive", "flask-close",
                      "nginx-hello-keepalive", "nginx-flask-keepalive",
                      "static64k-keepalive", "static100m-keepalive"]
@@ -129,10 +131,11 @@ def server_argv(server, app, proto, port, opts):
         return bench_static.server_argv(server, app, port, plain, HOST)
     addr, bindir = f"{HOST}:{port}", VENV / "bin"
     by_module = ["--module", app.target, "--pythonpath", app.directory, "--home", VENV]
-    if server in ("rwsgi", "rwsgi-http"):
+    if server in ("rwsgi", "rwsgi-http", "rwsgi-baseline"):
         bind = ["--socket" if proto == "uwsgi" else "--http", addr]
         load = ["--wsgi-file", app.file] if app.use_file else by_module
-        return [opts.rwsgi_bin, *bind, *load, "--processes", "2", "--disable-logging"]
+        binary = opts.baseline_bin if server == "rwsgi-baseline" else opts.rwsgi_bin
+        return [binary, *bind, *load, "--processes", "2", "--disable-logging"]
     if server in ("uwsgi", "uwsgi-http"):
         # --http-socket closes every connection in uWSGI 2.0; --http11-socket keeps
         # them alive when the response has a Content-Length (see start_server).
@@ -250,6 +253,8 @@ def run_group(server, app, proto, scenarios, opts, round_no):
 
 def applies(server, sc):
     """Whether server has a row in scenario sc (see ALL_SERVERS)."""
+    if server == "rwsgi-baseline":
+        return sc.app not in bench_static.FILES  # an old build may lack --static-map
     if sc.app in bench_static.FILES or server == "nginx":
         return bench_static.applies(server, sc)
     if server == "uwsgi-http":
@@ -384,6 +389,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 round of 2 s")
     ap.add_argument("--rwsgi-bin", default=os.environ.get("RWSGI_BIN") or str(ROOT / "target/release/rwsgi"),
                     help="rwsgi binary (default $RWSGI_BIN, else target/release/rwsgi)")
+    ap.add_argument("--baseline-bin", default="",
+                    help="another rwsgi binary, run as the server rwsgi-baseline (before/after)")
     ap.add_argument("--hello-app", default=str(APPS["hello"].file), help="hello world WSGI file")
     ap.add_argument("--json", default=str(WORK / "results.json"), help="raw results (default %(default)s)")
     ap.add_argument("--setup-only", action="store_true", help="(scripts/bench) install and build only")
@@ -394,13 +401,17 @@ def main():
     hello = Path(opts.hello_app).resolve()
     APPS["hello"] = App("hello", hello.parent, hello.stem, "application", "/", True)
     servers = [s for s in opts.servers.split(",") if s]
+    if opts.baseline_bin and "rwsgi-baseline" not in servers:
+        servers.append("rwsgi-baseline")
+    if "rwsgi-baseline" in servers and not Path(opts.baseline_bin or "/nonexistent").is_file():
+        ap.error("rwsgi-baseline needs --baseline-bin PATH (an rwsgi binary)")
     names = ALL_SCENARIOS if opts.scenarios == "all" else [s for s in opts.scenarios.split(",") if s]
     variant_scs = [VARIANT_SCENARIOS[n] for n in names if n in VARIANT_SCENARIOS]
     try:
         scenarios = [parse_scenario(n) for n in names if n not in VARIANT_SCENARIOS]
     except ValueError as e:
         ap.error(str(e))
-    if bad := [s for s in servers if s not in ALL_SERVERS]:
+    if bad := [s for s in servers if s not in ALL_SERVERS + ["rwsgi-baseline"]]:
         ap.error(f"unknown server(s) {', '.join(bad)}; known: {', '.join(ALL_SERVERS)}")
     if not servers or not (scenarios or variant_scs):
         ap.error("nothing to run")
