@@ -38,9 +38,10 @@ ALL_SERVERS = ["rwsgi", "rwsgi-http", "uwsgi", "uwsgi-http", "gunicorn", "grania
 # nginx it would be the same run as uwsgi (--socket), so it has no nginx rows.
 # rwsgi-http is rwsgi behind nginx over HTTP (proxy_pass, keep-alive upstream
 # pool) instead of uwsgi_pass; directly it would be the rwsgi run again.
-UWSGI_PROTO_SERVERS = {"rwsgi", "rwsgi-baseline", "uwsgi"}
 # rwsgi-baseline is another rwsgi binary (--baseline-bin, e.g. a release
-# build of an older commit) run exactly as rwsgi, for before/after figures.  # behind nginx these speak uwsgi, not HTTP
+# build of an older commit) run exactly as rwsgi, for before/after figures;
+# the Django variant and static scenarios have no row for it.
+UWSGI_PROTO_SERVERS = {"rwsgi", "rwsgi-baseline", "uwsgi"}  # behind nginx these speak uwsgi, not HTTP
 DEFAULT_SCENARIOS = ["hello-keepalive", "hello-close", "flask-keepalive", "flask-close",
                      "nginx-hello-keepalive", "nginx-flask-keepalive",
                      "static64k-keepalive", "static100m-keepalive"]
@@ -412,7 +413,7 @@ def main():
     except ValueError as e:
         ap.error(str(e))
     if bad := [s for s in servers if s not in ALL_SERVERS + ["rwsgi-baseline"]]:
-        ap.error(f"unknown server(s) {', '.join(bad)}; known: {', '.join(ALL_SERVERS)}")
+        ap.error(f"unknown server(s) {', '.join(bad)}; known: {', '.join(ALL_SERVERS)}, rwsgi-baseline")
     if not servers or not (scenarios or variant_scs):
         ap.error("nothing to run")
     if not APPS["hello"].file.exists() and any(s.app == "hello" for s in scenarios):

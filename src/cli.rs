@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-#[derive(Parser, Debug, Default)]
+#[derive(Parser, Debug)]
 #[command(
     name = "rwsgi",
     version = VERSION,
@@ -58,6 +58,15 @@ pub struct Cli {
     #[arg(long, help_heading = SERVER)]
     pub vacuum: bool,
 
+    /// Listen backlog of each socket
+    #[arg(long, short = 'l', value_name = "N", default_value_t = 1024, help_heading = SERVER)]
+    pub listen: u32,
+
+    /// Hand TCP connections to workers as soon as they are set up, not when
+    /// their first bytes arrive (turns TCP_DEFER_ACCEPT off)
+    #[arg(long, help_heading = SERVER)]
+    pub no_defer_accept: bool,
+
     /// Serve uWSGI-format stats JSON on ADDR (TCP or unix path): written on connect, as uwsgitop expects
     #[arg(long, value_name = "ADDR", help_heading = SERVER)]
     pub stats: Option<String>,
@@ -90,30 +99,6 @@ pub struct Cli {
     #[arg(long, value_name = "MASK", help_heading = SERVER)]
     pub umask: Option<String>,
 
-    /// Set KEY=VALUE in the app's environment; repeatable
-    #[arg(long, value_name = "KEY=VALUE", help_heading = APP)]
-    pub env: Vec<String>,
-
-    /// Log to FILE instead of stderr (reopened on SIGUSR1, for logrotate)
-    #[arg(long, value_name = "FILE", help_heading = LOG)]
-    pub logto: Option<PathBuf>,
-
-    /// Number of worker processes
-    #[arg(
-        long,
-        short = 'p',
-        visible_alias = "workers",
-        value_name = "N",
-        default_value_t = 1
-, help_heading = WORKERS)]
-    pub processes: usize,
-
-    /// App threads per worker: each serves one request at a time, so N > 1
-    /// lets a worker serve others while a request waits on a database or an
-    /// API
-    #[arg(long, value_name = "N", default_value_t = 1, help_heading = WORKERS)]
-    pub threads: usize,
-
     /// The app as `package.module[:callable]`
     #[arg(long, short = 'w', visible_alias = "wsgi", value_name = "MODULE", help_heading = APP)]
     pub module: Option<String>,
@@ -134,6 +119,14 @@ pub struct Cli {
     #[arg(long, short = 'H', visible_aliases = ["venv", "virtualenv"], value_name = "DIR", help_heading = APP)]
     pub home: Option<PathBuf>,
 
+    /// Add DIR to sys.path before importing the app; repeatable
+    #[arg(long, visible_alias = "pp", value_name = "DIR", help_heading = APP)]
+    pub pythonpath: Vec<PathBuf>,
+
+    /// Set KEY=VALUE in the app's environment; repeatable
+    #[arg(long, value_name = "KEY=VALUE", help_heading = APP)]
+    pub env: Vec<String>,
+
     /// Import the app once in a template process and fork the workers from
     /// it (copy-on-write memory; HUP still loads new code)
     #[arg(long, help_heading = APP)]
@@ -149,33 +142,63 @@ pub struct Cli {
     #[arg(long, value_name = "MODULE:CALLABLE", help_heading = APP)]
     pub post_fork: Option<String>,
 
-    /// Add DIR to sys.path before importing the app; repeatable
-    #[arg(long, visible_alias = "pp", value_name = "DIR", help_heading = APP)]
-    pub pythonpath: Vec<PathBuf>,
+    /// Number of worker processes
+    #[arg(
+        long,
+        short = 'p',
+        visible_alias = "workers",
+        value_name = "N",
+        default_value_t = 1
+, help_heading = WORKERS)]
+    pub processes: usize,
 
-    /// Log level: error, warn, info, debug or trace
-    #[arg(long, value_name = "LEVEL", default_value = "info", help_heading = LOG)]
-    pub log_level: String,
+    /// App threads per worker: each serves one request at a time, so N > 1
+    /// lets a worker serve others while a request waits on a database or an
+    /// API
+    #[arg(long, value_name = "N", default_value_t = 1, help_heading = WORKERS)]
+    pub threads: usize,
 
-    /// Turn the access log (one line per request) off
-    #[arg(long, short = 'L', help_heading = LOG)]
-    pub disable_logging: bool,
+    /// Retire a worker after N requests (its replacement starts first); 0 = never
+    #[arg(
+        long,
+        visible_alias = "max-requests-per-worker",
+        value_name = "N",
+        default_value_t = 0
+, help_heading = WORKERS)]
+    pub max_requests: u64,
 
-    /// Access-log format: default, combined, json, or a template with %(var) placeholders (see rwsgi(1))
-    #[arg(long, value_name = "FORMAT", default_value = "default", help_heading = LOG)]
-    pub log_format: String,
+    /// Add a random 0..=J to each worker's --max-requests, so workers do not retire together
+    #[arg(long, value_name = "J", default_value_t = 0, help_heading = WORKERS)]
+    pub max_requests_jitter: u64,
 
-    /// Log the first X-Forwarded-For address as the client (only from --trusted-proxies)
-    #[arg(long, help_heading = LOG)]
-    pub log_x_forwarded_for: bool,
+    /// Retire a worker whose resident memory exceeds MB megabytes; 0 = never
+    #[arg(long, value_name = "MB", default_value_t = 0, help_heading = WORKERS)]
+    pub reload_on_rss: u64,
 
-    /// Peers whose X-Forwarded-For is believed: IPs or networks, comma-separated
-    #[arg(long, value_name = "LIST", default_value = "127.0.0.1,::1", help_heading = LOG)]
-    pub trusted_proxies: String,
+    /// A worker is not recycled (max-requests, rss) before it has lived SECONDS
+    #[arg(long, value_name = "SECONDS", default_value_t = 1, help_heading = WORKERS)]
+    pub min_worker_lifetime: u64,
 
-    /// Log requests slower than MS milliseconds, even with the access log off
-    #[arg(long, value_name = "MS", help_heading = LOG)]
-    pub log_slow: Option<u64>,
+    /// Kill and replace a worker whose request runs longer than SECONDS; 0 = never
+    #[arg(
+        long,
+        visible_alias = "timeout",
+        value_name = "SECONDS",
+        default_value_t = 0
+, help_heading = WORKERS)]
+    pub harakiri: u64,
+
+    /// Seconds workers get to finish in-flight requests on SIGTERM
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, help_heading = WORKERS)]
+    pub shutdown_timeout: u64,
+
+    /// On SIGTERM, keep serving SECONDS before draining (for load balancers)
+    #[arg(long, value_name = "SECONDS", default_value_t = 0, help_heading = WORKERS)]
+    pub shutdown_delay: u64,
+
+    /// How HUP replaces workers: `rolling` (one at a time) or `all`
+    #[arg(long, value_name = "MODE", default_value = "rolling", help_heading = WORKERS)]
+    pub reload_mode: String,
 
     /// Largest request head in bytes (request line + headers)
     #[arg(long, short = 'b', value_name = "BYTES", default_value_t = 65536, help_heading = LIMITS)]
@@ -210,56 +233,33 @@ pub struct Cli {
 , help_heading = LIMITS)]
     pub keepalive_timeout: u64,
 
-    /// Seconds workers get to finish in-flight requests on SIGTERM
-    #[arg(long, value_name = "SECONDS", default_value_t = 30, help_heading = WORKERS)]
-    pub shutdown_timeout: u64,
+    /// Log level: error, warn, info, debug or trace
+    #[arg(long, value_name = "LEVEL", default_value = "info", help_heading = LOG)]
+    pub log_level: String,
 
-    /// Retire a worker after N requests (its replacement starts first); 0 = never
-    #[arg(
-        long,
-        visible_alias = "max-requests-per-worker",
-        value_name = "N",
-        default_value_t = 0
-, help_heading = WORKERS)]
-    pub max_requests: u64,
+    /// Turn the access log (one line per request) off
+    #[arg(long, short = 'L', help_heading = LOG)]
+    pub disable_logging: bool,
 
-    /// Add a random 0..=J to each worker's --max-requests, so workers do not retire together
-    #[arg(long, value_name = "J", default_value_t = 0, help_heading = WORKERS)]
-    pub max_requests_jitter: u64,
+    /// Access-log format: default, combined, json, or a template with %(var) placeholders (see rwsgi(1))
+    #[arg(long, value_name = "FORMAT", default_value = "default", help_heading = LOG)]
+    pub log_format: String,
 
-    /// Retire a worker whose resident memory exceeds MB megabytes; 0 = never
-    #[arg(long, value_name = "MB", default_value_t = 0, help_heading = WORKERS)]
-    pub reload_on_rss: u64,
+    /// Log the first X-Forwarded-For address as the client (only from --trusted-proxies)
+    #[arg(long, help_heading = LOG)]
+    pub log_x_forwarded_for: bool,
 
-    /// Kill and replace a worker whose request runs longer than SECONDS; 0 = never
-    #[arg(
-        long,
-        visible_alias = "timeout",
-        value_name = "SECONDS",
-        default_value_t = 0
-, help_heading = WORKERS)]
-    pub harakiri: u64,
+    /// Peers whose X-Forwarded-For is believed: IPs or networks, comma-separated
+    #[arg(long, value_name = "LIST", default_value = "127.0.0.1,::1", help_heading = LOG)]
+    pub trusted_proxies: String,
 
-    /// A worker is not recycled (max-requests, rss) before it has lived SECONDS
-    #[arg(long, value_name = "SECONDS", default_value_t = 1, help_heading = WORKERS)]
-    pub min_worker_lifetime: u64,
+    /// Log requests slower than MS milliseconds, even with the access log off
+    #[arg(long, value_name = "MS", help_heading = LOG)]
+    pub log_slow: Option<u64>,
 
-    /// On SIGTERM, keep serving SECONDS before draining (for load balancers)
-    #[arg(long, value_name = "SECONDS", default_value_t = 0, help_heading = WORKERS)]
-    pub shutdown_delay: u64,
-
-    /// How HUP replaces workers: `rolling` (one at a time) or `all`
-    #[arg(long, value_name = "MODE", default_value = "rolling", help_heading = WORKERS)]
-    pub reload_mode: String,
-
-    /// Listen backlog of each socket
-    #[arg(long, short = 'l', value_name = "N", default_value_t = 1024, help_heading = SERVER)]
-    pub listen: u32,
-
-    /// Hand TCP connections to workers as soon as they are set up, not when
-    /// their first bytes arrive (turns TCP_DEFER_ACCEPT off)
-    #[arg(long, help_heading = SERVER)]
-    pub no_defer_accept: bool,
+    /// Log to FILE instead of stderr (reopened on SIGUSR1, for logrotate)
+    #[arg(long, value_name = "FILE", help_heading = LOG)]
+    pub logto: Option<PathBuf>,
 
     /// Serve files under URL_PREFIX from DIR without Python (GET and HEAD); repeatable, the longest prefix wins
     #[arg(long, value_name = "URL_PREFIX=DIR", help_heading = STATIC)]

@@ -385,22 +385,21 @@ pub fn describe(layered: &Provenance) -> String {
                 let default = arg
                     .map(|a| given(a.get_default_values()))
                     .unwrap_or_default();
-                // clap has no getter for a bare flag's value: its help says it.
+                // What a help text says in words where no value is the
+                // default ("the user's group", a bare flag's value).
                 let help = arg
                     .and_then(|a| a.get_help().map(|h| h.to_string()))
                     .unwrap_or_default();
-                let bare = help
+                let described = help
                     .split("[default: ")
                     .nth(1)
-                    .and_then(|d| d.split(']').next())
-                    .filter(|d| d.contains("when given"));
+                    .and_then(|d| d.split(']').next());
                 let key = super::static_map::short_key(table, key);
                 match default.first() {
                     _ if *kind == Kind::Bool => format!("# {key} = false  # default"),
                     Some(_) => format!("# {key} = {}  # default", toml_value(*kind, &default)),
-                    // A value only for the bare flag is not a default.
-                    None if bare.is_some() => {
-                        format!("## {key} is not set ({})", bare.unwrap_or_default())
+                    None if described.is_some() => {
+                        format!("## {key} is not set ({})", described.unwrap_or_default())
                     }
                     None => format!("## {key} is not set"),
                 }

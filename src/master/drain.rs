@@ -10,7 +10,7 @@ use crate::sys;
 impl Master {
     /// Shuts the server down; `why` (a signal's name, or a reason) is logged.
     pub(super) fn shutdown(&mut self, graceful: bool, why: &str) {
-        if self.phase == Phase::ShuttingDown && graceful {
+        if self.phase() == Phase::ShuttingDown && graceful {
             return;
         }
         log::info!(
@@ -24,15 +24,18 @@ impl Master {
         }
         self.set_phase(Phase::ShuttingDown);
         let delay = self.config.shutdown_delay;
-        if graceful && !delay.is_zero() && self.drain_at.is_none() {
+        let Some(state) = self.shutdown_state() else {
+            return;
+        };
+        if graceful && !delay.is_zero() && state.drain_at.is_none() {
             log::info!(
                 "still serving for {} s before draining (--shutdown-delay)",
                 delay.as_secs()
             );
-            self.drain_at = Some(crate::sys::deadline(Instant::now(), delay));
+            state.drain_at = Some(crate::sys::deadline(Instant::now(), delay));
             return;
         }
-        self.drain_at = None;
+        state.drain_at = None;
         self.drain(graceful);
     }
 
@@ -76,7 +79,9 @@ impl Master {
         });
         self.execute(stop);
         let kill_at = crate::sys::deadline(Instant::now(), grace);
-        self.kill_at = Some(self.kill_at.map_or(kill_at, |k| k.min(kill_at)));
+        if let Some(s) = self.shutdown_state() {
+            s.kill_at = Some(s.kill_at.map_or(kill_at, |k| k.min(kill_at)));
+        }
     }
 
     /// Answers whatever still waits in the accept queues with 503 (only

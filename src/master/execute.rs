@@ -34,16 +34,19 @@ impl Master {
     /// Forks the workers the pool asks for, one at a time, until it asks
     /// for no more (it then says, through `wake_at`, when to ask again).
     pub(super) fn fill_pool(&mut self) {
-        if self.phase == Phase::ShuttingDown {
+        if self.phase() == Phase::ShuttingDown {
             return;
         }
         if self.templates.as_ref().is_some_and(|t| !t.ready()) {
-            return; // forks wait for the template
+            // Forks wait for the template: its ready notice fills the pool.
+            self.pool.defer_forks();
+            return;
         }
-        let inherited = self.inherited_fds();
         let now = Instant::now();
+        let mut inherited = None;
         while let Some(spawn) = self.pool.next_spawn(now) {
-            match self.fork_worker(spawn, &inherited) {
+            let fds = inherited.get_or_insert_with(|| self.inherited_fds());
+            match self.fork_worker(spawn, fds) {
                 Ok((pid, slot)) => self.pool.spawned(spawn, pid, slot, Instant::now()),
                 Err(e) => {
                     log::error!("cannot fork a worker: {e}; retrying in 1 s");

@@ -36,6 +36,35 @@ const RSS_EVERY: Duration = Duration::from_secs(1);
 const SIGNAL: Token = Token(0);
 const NOTIFY: Token = Token(1);
 
+/// Where the master is, with the data only that phase has (pingora's
+/// model); its [`Phase`] is what systemd and the log are told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Starting,
+    Running,
+    Reloading,
+    ShuttingDown(Shutdown),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Shutdown {
+    /// When a `--shutdown-delay` ends and the drain starts.
+    drain_at: Option<Instant>,
+    /// When the drain's grace ends and stragglers are killed.
+    kill_at: Option<Instant>,
+}
+
+impl Stage {
+    fn phase(self) -> Phase {
+        match self {
+            Stage::Starting => Phase::Starting,
+            Stage::Running => Phase::Running,
+            Stage::Reloading => Phase::Reloading,
+            Stage::ShuttingDown(_) => Phase::ShuttingDown,
+        }
+    }
+}
+
 pub struct Master {
     config: Config,
     listeners: Vec<Listener>,
@@ -48,14 +77,10 @@ pub struct Master {
     endpoints: endpoints::Endpoints,
     /// Request counts at the previous stats snapshot (for delta_requests).
     last_requests: std::collections::HashMap<i32, u64>,
-    phase: Phase,
+    stage: Stage,
     started: Instant,
-    /// When the shutdown grace ends and stragglers are killed.
-    kill_at: Option<Instant>,
     /// Unix socket files this master created (for `--vacuum`).
     unix_paths: Vec<crate::socket::SocketFile>,
-    /// When a `--shutdown-delay` ends and the drain starts.
-    drain_at: Option<Instant>,
     exit_code: i32,
     /// systemd notifications (READY=1 …) on phase changes. [systemd hook]
     notifier: crate::systemd::Notifier,
@@ -139,11 +164,9 @@ impl Master {
             pool,
             endpoints,
             last_requests: std::collections::HashMap::new(),
-            phase: Phase::Starting,
+            stage: Stage::Starting,
             started: Instant::now(),
-            kill_at: None,
             unix_paths,
-            drain_at: None,
             exit_code: 0,
             notifier: crate::systemd::Notifier::from_env(), // [systemd hook]
             watchdog_at: None,
@@ -177,7 +200,7 @@ impl Master {
         let mut sigs = Vec::new();
         loop {
             let templates_gone = !self.templates.as_ref().is_some_and(|t| !t.is_empty());
-            if self.phase == Phase::ShuttingDown && self.pool.is_empty() && templates_gone {
+            if self.phase() == Phase::ShuttingDown && self.pool.is_empty() && templates_gone {
                 break;
             }
             let timeout = self.next_timeout();
@@ -241,10 +264,31 @@ impl Master {
         self.exit_code
     }
 
+    fn phase(&self) -> Phase {
+        self.stage.phase()
+    }
+
+    /// The shutdown's deadlines (None unless shutting down).
+    fn shutdown_state(&mut self) -> Option<&mut Shutdown> {
+        match &mut self.stage {
+            Stage::ShuttingDown(s) => Some(s),
+            _ => None,
+        }
+    }
+
     fn set_phase(&mut self, phase: Phase) {
-        if self.phase != phase {
-            log::info!("master phase: {:?} -> {:?}", self.phase, phase);
-            self.phase = phase;
+        if self.phase() != phase {
+            log::info!("master phase: {:?} -> {:?}", self.phase(), phase);
+            self.stage = match phase {
+                Phase::Starting => Stage::Starting,
+                Phase::Running => Stage::Running,
+                Phase::Reloading => Stage::Reloading,
+                Phase::ShuttingDown => Stage::ShuttingDown(Shutdown::default()),
+            };
+            if phase == Phase::ShuttingDown {
+                // Also during a --shutdown-delay: no replacement, no recycling.
+                self.pool.close();
+            }
             // [systemd hook] READY=1 / RELOADING=1 / STOPPING=1 + STATUS=
             self.notifier
                 .phase(phase, self.pool.target(), &self.listeners);
@@ -259,9 +303,13 @@ impl Master {
             Some(_) => Duration::from_millis(200),
             None => Duration::from_secs(1),
         };
+        let shutdown = match self.stage {
+            Stage::ShuttingDown(s) => s,
+            _ => Shutdown::default(),
+        };
         let timers = [
-            self.kill_at,
-            self.drain_at,
+            shutdown.kill_at,
+            shutdown.drain_at,
             self.pool.wake_at(),
             self.watchdog_at, // [systemd hook] WATCHDOG=1
             self.rss_check_at,
@@ -308,7 +356,7 @@ impl Master {
     }
 
     fn reload(&mut self) {
-        if self.phase == Phase::ShuttingDown {
+        if self.phase() == Phase::ShuttingDown {
             return;
         }
         log::info!(
@@ -342,7 +390,7 @@ impl Master {
                     Some((Notice::Retire(reason), slot, pid)) => {
                         // Not while shutting down (also during --shutdown-delay,
                         // before the drain): no successor would be forked.
-                        if self.phase != Phase::ShuttingDown {
+                        if self.phase() != Phase::ShuttingDown {
                             let min = self.config.recycle.min_worker_lifetime;
                             self.pool.retire(slot, pid, reason, min, Instant::now());
                             self.fill_pool();
@@ -361,7 +409,7 @@ impl Master {
             return;
         };
         log::debug!("worker {} (pid {}) ready", w.id, w.pid);
-        match self.phase {
+        match self.phase() {
             Phase::Starting if self.pool.all_ready() => {
                 log::info!(
                     "ready: {} worker(s) serving {} (startup {} ms; {}; {})",
@@ -388,7 +436,7 @@ impl Master {
     }
 
     fn finish_reload_if_done(&mut self) {
-        if self.phase == Phase::Reloading && self.pool.reload_done() {
+        if self.phase() == Phase::Reloading && self.pool.reload_done() {
             if let Some(t) = &mut self.templates {
                 t.reload_done();
             }
@@ -406,11 +454,15 @@ impl Master {
         let due = self.pool.tick(Instant::now());
         self.execute(due);
         self.endpoints.expire(self.poll.registry());
-        if self.drain_at.is_some_and(|at| Instant::now() >= at) {
-            self.drain_at = None;
+        let now = Instant::now();
+        if let Some(s) = self
+            .shutdown_state()
+            .filter(|s| s.drain_at.is_some_and(|at| now >= at))
+        {
+            s.drain_at = None;
             self.drain(true);
         }
-        if self.phase != Phase::ShuttingDown {
+        if self.phase() != Phase::ShuttingDown {
             if let Some(limit) = self.config.recycle.harakiri {
                 self.check_harakiri(limit);
             }
@@ -419,7 +471,7 @@ impl Master {
                 self.check_idle_rss();
             }
         }
-        if let Some(at) = self.kill_at {
+        if let Some(at) = self.shutdown_state().and_then(|s| s.kill_at) {
             if Instant::now() >= at && !self.pool.is_empty() {
                 log::warn!(
                     "shutdown grace over: killing {} worker(s) still running",
@@ -427,7 +479,9 @@ impl Master {
                 );
                 self.shut_listeners();
                 self.execute(self.pool.kill_all());
-                self.kill_at = None;
+                if let Some(s) = self.shutdown_state() {
+                    s.kill_at = None;
+                }
             }
         }
         self.fill_pool();

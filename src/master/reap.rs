@@ -72,11 +72,11 @@ impl Master {
     /// A worker died on its own; one that could not load the app ends the
     /// start-up, or rolls a reload back.
     fn crashed(&mut self, load_error: bool) {
-        if load_error && self.phase == Phase::Starting {
+        if load_error && self.phase() == Phase::Starting {
             log::error!("the app failed to load (see the error above); shutting down");
             self.exit_code = EXIT_APP_LOAD_ERROR;
             self.shutdown(false, "the app did not load");
-        } else if load_error && self.phase == Phase::Reloading {
+        } else if load_error && self.phase() == Phase::Reloading {
             log::error!("reload failed: the new code does not load; keeping the old workers");
             let stop = self.pool.abort_reload(Instant::now());
             self.execute(stop);

@@ -90,10 +90,10 @@ impl Master {
 
     /// SIGUSR2: starts the new master, unless an upgrade cannot work now.
     pub(super) fn upgrade(&mut self) {
-        let refusal = if self.phase != Phase::Running {
+        let refusal = if self.phase() != Phase::Running {
             Some(format!(
                 "the master is {:?}; an upgrade starts only while it is Running",
-                self.phase
+                self.phase()
             ))
         } else if let Some(u) = &self.upgrade {
             Some(format!("the upgrade to pid {} is under way", u.pid))
@@ -208,7 +208,9 @@ impl Master {
     fn hand_over(&mut self) {
         self.leave_sockets_to_new_master();
         self.set_phase(Phase::ShuttingDown);
-        self.drain_at = None;
+        if let Some(s) = self.shutdown_state() {
+            s.drain_at = None;
+        }
         self.drain(true);
     }
 

@@ -155,12 +155,15 @@ pub struct Pool {
     /// Generation to fall back to if a reload's new code does not load.
     reload_from: Option<u64>,
     /// Shutting down: nothing is forked or recycled any more.
-    draining: bool,
+    closed: bool,
     workers: Vec<Worker>,
     /// Back-off and fork budget for workers that died on their own.
     guard: CrashGuard,
-    /// When forking may resume (a back-off, the fork budget, a failed fork).
+    /// When forking may resume after the last `next_spawn` held it back (a
+    /// back-off, the fork budget, killed starters not yet reaped).
     respawn_at: Option<Instant>,
+    /// A fork failed: none is tried before then.
+    retry_at: Option<Instant>,
 }
 
 impl Pool {
@@ -175,10 +178,11 @@ impl Pool {
             mode,
             generation: 1,
             reload_from: None,
-            draining: false,
+            closed: false,
             workers: Vec::new(),
             guard: CrashGuard::new(now, target),
             respawn_at: None,
+            retry_at: None,
         }
     }
 
@@ -203,17 +207,23 @@ impl Pool {
     /// recycle, a kill deadline.
     pub fn wake_at(&self) -> Option<Instant> {
         let deadlines = self.workers.iter().filter_map(|w| match w.state {
-            State::RetireAt(at) => Some(at),
+            State::RetireAt(at) if !self.closed => Some(at),
             State::Stopping(s) => s.kill_at,
             _ => None,
         });
-        deadlines.chain(self.respawn_at).min()
+        deadlines.chain(self.respawn_at).chain(self.retry_at).min()
     }
 
-    /// A fork failed: try again after `delay` (unless something earlier is due).
+    /// A fork failed: no fork is tried again before `delay` has passed.
     pub fn retry_after(&mut self, now: Instant, delay: Duration) {
-        let at = now + delay;
-        self.respawn_at = Some(self.respawn_at.map_or(at, |t| t.min(at)));
+        self.retry_at = Some(now + delay);
+    }
+
+    /// Forks wait for an event, not a time (the `--preload` template is not
+    /// ready): nothing is due until the master asks again.
+    pub fn defer_forks(&mut self) {
+        self.respawn_at = None;
+        self.retry_at = None;
     }
 
     /// Workers of the current generation that are meant to keep serving.
@@ -284,8 +294,12 @@ impl Pool {
     /// when). The master forks it and calls [`Pool::spawned`], then asks again.
     pub fn next_spawn(&mut self, now: Instant) -> Option<Spawn> {
         self.respawn_at = None;
-        if self.draining {
+        if self.closed {
             return None;
+        }
+        match self.retry_at {
+            Some(at) if now < at => return None,
+            _ => self.retry_at = None,
         }
         // Forks wait for the killed starters to be reaped (milliseconds), but
         // not for ever: one stuck in the kernel must not stall the pool.
@@ -371,11 +385,18 @@ impl Pool {
         self.workers.iter().map(each).collect()
     }
 
-    /// Shutting down: every worker gets `signal` and nothing is forked or
-    /// recycled from now on. A worker already stopping keeps its deadline.
-    pub fn drain(&mut self, signal: libc::c_int) -> Vec<Command> {
-        self.draining = true;
+    /// Shutting down (a `--shutdown-delay` may still keep the workers
+    /// serving): nothing is forked or recycled from now on.
+    pub fn close(&mut self) {
+        self.closed = true;
         self.respawn_at = None;
+        self.retry_at = None;
+    }
+
+    /// Every worker gets `signal` and stops; the pool is closed. A worker
+    /// already stopping keeps its deadline.
+    pub fn drain(&mut self, signal: libc::c_int) -> Vec<Command> {
+        self.close();
         for w in &mut self.workers {
             if !w.is_stopping() {
                 w.state = State::Stopping(Stopping {

@@ -23,7 +23,7 @@ impl Pool {
         min_lifetime: Duration,
         now: Instant,
     ) {
-        if self.draining {
+        if self.closed {
             return;
         }
         let why = reason.flag();
@@ -54,15 +54,16 @@ impl Pool {
     }
 
     /// What is due at `now`: deferred recycles start (their successors are
-    /// then forked by `next_spawn`), and stopped workers that outlived their
-    /// grace are killed (a request that never ends must not keep a reload
-    /// from completing).
+    /// then forked by `next_spawn`; not once the pool is closed), and
+    /// stopped workers that outlived their grace are killed (a request that
+    /// never ends must not keep a reload from completing).
     pub fn tick(&mut self, now: Instant) -> Vec<Command> {
         let mut out = Vec::new();
         let grace = self.grace;
+        let closed = self.closed;
         for w in &mut self.workers {
             match &mut w.state {
-                State::RetireAt(at) if now >= *at => {
+                State::RetireAt(at) if now >= *at && !closed => {
                     log::info!(
                         "worker {} (pid {}) retiring; starting its successor",
                         w.id,
@@ -99,10 +100,10 @@ impl Pool {
     /// Ready workers not already being recycled: `--reload-on-rss`'s
     /// candidates.
     pub fn recyclable(&self) -> impl Iterator<Item = &Worker> {
-        let draining = self.draining;
+        let closed = self.closed;
         self.workers
             .iter()
-            .filter(move |w| !draining && w.state == State::Ready)
+            .filter(move |w| !closed && w.state == State::Ready)
     }
 
     /// The worker's request has run past `--harakiri`: it gets the harakiri

@@ -29,6 +29,7 @@ impl Pool {
         self.generation += 1;
         self.guard.reset();
         self.respawn_at = None;
+        self.retry_at = None;
         out
     }
 

@@ -419,6 +419,60 @@ fn ttin_and_ttou_change_the_target_newest_stopped_first() {
     assert_eq!(sim.pool.set_target(0), 1, "never below one");
 }
 
+#[test]
+fn a_failed_fork_is_retried_after_its_delay_not_before() {
+    let mut sim = Sim::new(2, ReloadMode::All);
+    let spawn = sim.pool.next_spawn(sim.now).expect("a worker is missing");
+    // The master could not fork it.
+    sim.pool.retry_after(sim.now, Duration::from_secs(1));
+    assert_eq!(
+        sim.pool.next_spawn(sim.now),
+        None,
+        "not again in the same turn"
+    );
+    assert_eq!(sim.pool.wake_at(), Some(sim.now + Duration::from_secs(1)));
+    sim.advance(1000);
+    assert_eq!(sim.pool.next_spawn(sim.now), Some(spawn));
+    assert_eq!(sim.fill().len(), 2);
+}
+
+#[test]
+fn a_closed_pool_neither_forks_nor_recycles_while_its_workers_still_serve() {
+    let mut sim = Sim::running(2, ReloadMode::All);
+    let pids: Vec<_> = sim.pool.workers().iter().map(|w| w.pid).collect();
+    let min = Duration::from_secs(60);
+    sim.pool.retire(
+        pids[0] as usize,
+        pids[0],
+        RetireReason::MaxRequests,
+        min,
+        sim.now,
+    );
+    // --shutdown-delay: the workers serve on, but nothing changes the pool.
+    sim.pool.close();
+    sim.exit(pids[1], SEGV);
+    assert!(sim.fill().is_empty(), "a crash is not replaced");
+    sim.advance(60_000);
+    assert!(sim.pool.tick(sim.now).is_empty());
+    assert!(
+        matches!(sim.state(pids[0]), Some(State::RetireAt(_))),
+        "no successor is due"
+    );
+    assert_eq!(
+        sim.pool.wake_at(),
+        None,
+        "nothing due: the master does not spin"
+    );
+    sim.pool.retire(
+        pids[0] as usize,
+        pids[0],
+        RetireReason::Rss,
+        Duration::ZERO,
+        sim.now,
+    );
+    assert_eq!(sim.pool.respawns[Respawn::Rss.index()], 0);
+}
+
 impl Reaped {
     fn is_expected(&self) -> bool {
         matches!(self, Reaped::Expected(_))
