@@ -59,6 +59,17 @@ impl Sim {
         self.pool.rebalance(self.now)
     }
 
+    /// The worker asks to be recycled.
+    fn retire(&mut self, pid: libc::pid_t, reason: RetireReason, min_lifetime: Duration) {
+        let now = self.now;
+        self.pool
+            .retire(pid as usize, pid, reason, min_lifetime, now);
+    }
+
+    fn pids(&self) -> Vec<libc::pid_t> {
+        self.pool.workers().iter().map(|w| w.pid).collect()
+    }
+
     fn exit(&mut self, pid: libc::pid_t, status: ExitStatus) -> Reaped {
         self.pool.reaped(pid, status, self.now)
     }
@@ -120,7 +131,7 @@ fn start_forks_the_target_and_is_ready_when_all_are() {
 #[test]
 fn reload_all_replaces_each_old_worker_once_a_new_one_is_ready() {
     let mut sim = Sim::running(2, ReloadMode::All);
-    let old: Vec<_> = sim.pool.workers().iter().map(|w| w.pid).collect();
+    let old = sim.pids();
     assert!(sim.pool.begin_reload(sim.now).is_empty());
     assert!(sim.pool.reloading());
     let new = sim.fill();
@@ -164,7 +175,7 @@ fn rolling_reload_starts_one_worker_at_a_time() {
 #[test]
 fn a_reload_whose_code_does_not_load_rolls_back_to_the_old_workers() {
     let mut sim = Sim::running(2, ReloadMode::All);
-    let old: Vec<_> = sim.pool.workers().iter().map(|w| w.pid).collect();
+    let old = sim.pids();
     sim.pool.begin_reload(sim.now);
     let new = sim.fill();
     // One new worker loads and replaces an old one; the other cannot load.
@@ -304,13 +315,11 @@ fn max_requests_recycling_waits_for_min_lifetime_then_replaces_before_stopping()
     let pid = sim.pool.workers()[0].pid;
     let min = Duration::from_secs(60);
     sim.advance(10_000);
-    sim.pool
-        .retire(pid as usize, pid, RetireReason::MaxRequests, min, sim.now);
+    sim.retire(pid, RetireReason::MaxRequests, min);
     let due = sim.pool.workers()[0].spawned + min;
     assert_eq!(sim.state(pid), Some(State::RetireAt(due)));
     // Asked again while deferred: counted once.
-    sim.pool
-        .retire(pid as usize, pid, RetireReason::MaxRequests, min, sim.now);
+    sim.retire(pid, RetireReason::MaxRequests, min);
     assert_eq!(sim.pool.respawns[Respawn::MaxRequests.index()], 1);
     assert!(sim.fill().is_empty(), "still serving as before");
     assert_eq!(sim.pool.wake_at(), Some(due));
@@ -367,19 +376,13 @@ fn harakiri_signals_then_kills_after_its_grace_and_is_replaced() {
 #[test]
 fn a_drain_signals_everyone_and_forks_nothing_more() {
     let mut sim = Sim::running(3, ReloadMode::All);
-    let pids: Vec<_> = sim.pool.workers().iter().map(|w| w.pid).collect();
+    let pids = sim.pids();
     let stop = sim.pool.drain(libc::SIGUSR2);
     assert_eq!(stop.len(), 3);
     assert!(stop
         .iter()
         .all(|c| matches!(c, Command::Signal { signal, .. } if *signal == libc::SIGUSR2)));
-    sim.pool.retire(
-        pids[0] as usize,
-        pids[0],
-        RetireReason::Rss,
-        Duration::ZERO,
-        sim.now,
-    );
+    sim.retire(pids[0], RetireReason::Rss, Duration::ZERO);
     assert!(sim.pool.recyclable().next().is_none());
     assert!(
         sim.exit(pids[0], SEGV).is_expected(),
@@ -439,15 +442,9 @@ fn a_failed_fork_is_retried_after_its_delay_not_before() {
 #[test]
 fn a_closed_pool_neither_forks_nor_recycles_while_its_workers_still_serve() {
     let mut sim = Sim::running(2, ReloadMode::All);
-    let pids: Vec<_> = sim.pool.workers().iter().map(|w| w.pid).collect();
+    let pids = sim.pids();
     let min = Duration::from_secs(60);
-    sim.pool.retire(
-        pids[0] as usize,
-        pids[0],
-        RetireReason::MaxRequests,
-        min,
-        sim.now,
-    );
+    sim.retire(pids[0], RetireReason::MaxRequests, min);
     // --shutdown-delay: the workers serve on, but nothing changes the pool.
     sim.pool.close();
     sim.exit(pids[1], SEGV);
@@ -463,13 +460,7 @@ fn a_closed_pool_neither_forks_nor_recycles_while_its_workers_still_serve() {
         None,
         "nothing due: the master does not spin"
     );
-    sim.pool.retire(
-        pids[0] as usize,
-        pids[0],
-        RetireReason::Rss,
-        Duration::ZERO,
-        sim.now,
-    );
+    sim.retire(pids[0], RetireReason::Rss, Duration::ZERO);
     assert_eq!(sim.pool.respawns[Respawn::Rss.index()], 0);
 }
 
