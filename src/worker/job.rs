@@ -122,6 +122,7 @@ pub fn run(caller: &mut Caller, gil: &Gil<'_>, core: &Core, thread: usize, job: 
                 head,
                 body,
                 conn: &lent.info,
+                started,
             };
             // Harakiri answers 504 on this connection if nothing was sent.
             let watch = crate::sys::Watch::of_thread(thread);

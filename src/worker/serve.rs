@@ -181,7 +181,8 @@ impl Connections<'_> {
     /// An app thread finished a job.
     pub fn on_completion(&mut self, c: Completion) {
         self.job_done();
-        let micros = c.started.elapsed().as_micros() as u64;
+        let now = Instant::now();
+        let micros = now.saturating_duration_since(c.started).as_micros() as u64;
         let Some(conn) = self.conns.get_mut(c.conn) else {
             return;
         };
@@ -192,7 +193,7 @@ impl Connections<'_> {
                 if outcome.aborted {
                     sys::reset_on_close(conn.stream.raw_fd());
                 }
-                self.note_request_end(outcome, micros, c.thread, c.conn);
+                self.note_request_end(outcome, (micros, now), c.thread, c.conn);
             }
             self.close(c.conn);
             return;
@@ -212,7 +213,7 @@ impl Connections<'_> {
         }
         match c.result {
             JobResult::Finished(outcome) => {
-                self.note_request_end(&outcome, micros, c.thread, c.conn);
+                self.note_request_end(&outcome, (micros, now), c.thread, c.conn);
                 self.drain(c.conn, After::Finish(outcome));
             }
             JobResult::Suspended(stream) => self.drain(c.conn, After::Resume(stream)),
@@ -337,7 +338,15 @@ impl Connections<'_> {
     }
 
     /// Scoreboard, access log and recycling for a finished request.
-    pub fn note_request_end(&mut self, outcome: &Outcome, micros: u64, thread: usize, idx: usize) {
+    /// `took`: the request's duration in µs, and when it ended.
+    pub fn note_request_end(
+        &mut self,
+        outcome: &Outcome,
+        took: (u64, Instant),
+        thread: usize,
+        idx: usize,
+    ) {
+        let (micros, now) = took;
         let served = self.slot.end_request(
             outcome.body_bytes,
             outcome.exception,
@@ -358,10 +367,7 @@ impl Connections<'_> {
                 &mut self.log_line,
             );
         }
-        if let Some(reason) = self
-            .recycler
-            .after_request(served, self.slot, Instant::now())
-        {
+        if let Some(reason) = self.recycler.after_request(served, self.slot, now) {
             log::info!(
                 "worker {} asks to be recycled ({}) after {served} request(s)",
                 self.id,

@@ -72,8 +72,9 @@ impl Connections<'_> {
         }
         // A body sent with a static request is not needed.
         conn.body = Default::default();
-        let micros = started.elapsed().as_micros() as u64;
-        self.note_request_end(&outcome, micros, 0, idx);
+        let now = Instant::now();
+        let micros = now.saturating_duration_since(started).as_micros() as u64;
+        self.note_request_end(&outcome, (micros, now), 0, idx);
         self.slot.count_static(outcome.status, outcome.body_bytes);
         // Drained at the loop's top level (`drain_answered`), not from here:
         // draining goes on to the next pipelined request, which may be

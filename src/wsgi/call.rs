@@ -125,7 +125,7 @@ impl Caller {
         what: &dyn std::fmt::Display,
     ) -> Done {
         let py = gil.py;
-        let started = std::time::Instant::now();
+        let started = req.started;
         self.meta = meta;
         let sr = self.start_response.bind(py).clone();
         sr.borrow_mut().response.begin(meta, sink);

@@ -52,6 +52,9 @@ pub struct Request<'a> {
     pub head: Head<'a>,
     pub body: Body,
     pub conn: &'a ConnInfo,
+    /// When the app call began (a streamed response's duration counts
+    /// from it); the caller has read the clock already.
+    pub started: std::time::Instant,
 }
 
 /// Header names (lower-case) with pre-interned environ keys.
