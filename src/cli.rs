@@ -8,6 +8,8 @@ use clap::Parser;
 #[derive(Parser, Debug)]
 #[command(
     name = "rwsgi",
+    // `--processes -1` is a bad value, not an unknown flag `-1`.
+    allow_negative_numbers = true,
     version = VERSION,
     args_override_self = true,
     about = "A production application server for Python WSGI apps",
@@ -33,7 +35,8 @@ pub struct Cli {
     #[arg(long)]
     pub check_config: bool,
 
-    /// Serve HTTP on ADDR (`:8000`, `127.0.0.1:8000`, `[::1]:8000`); repeatable
+    /// Serve HTTP on ADDR (`:8000`, `127.0.0.1:8000`, `[::1]:8000`); repeatable. Without it
+    /// or --socket, PORT (as platforms set it) means `:PORT`
     #[arg(long = "http", visible_aliases = ["http-socket", "bind"], value_name = "ADDR", help_heading = SERVER)]
     pub http: Vec<String>,
 
@@ -59,7 +62,7 @@ pub struct Cli {
     pub vacuum: bool,
 
     /// Listen backlog of each socket
-    #[arg(long, short = 'l', value_name = "N", default_value_t = 1024, help_heading = SERVER)]
+    #[arg(long, short = 'l', value_name = "N", default_value_t = 1024, help_heading = SERVER, value_parser = whole::<u32>)]
     pub listen: u32,
 
     /// Hand TCP connections to workers as soon as they are set up, not when
@@ -142,20 +145,21 @@ pub struct Cli {
     #[arg(long, value_name = "MODULE:CALLABLE", help_heading = APP)]
     pub post_fork: Option<String>,
 
-    /// Number of worker processes
+    /// Number of worker processes (WEB_CONCURRENCY, as Heroku and Gunicorn
+    /// read it, sets it when nothing else does)
     #[arg(
         long,
         short = 'p',
         visible_alias = "workers",
         value_name = "N",
         default_value_t = 1
-, help_heading = WORKERS)]
+, help_heading = WORKERS, value_parser = whole::<usize>)]
     pub processes: usize,
 
     /// App threads per worker: each serves one request at a time, so N > 1
     /// lets a worker serve others while a request waits on a database or an
     /// API
-    #[arg(long, value_name = "N", default_value_t = 1, help_heading = WORKERS)]
+    #[arg(long, value_name = "N", default_value_t = 1, help_heading = WORKERS, value_parser = whole::<usize>)]
     pub threads: usize,
 
     /// Retire a worker after N requests (its replacement starts first); 0 = never
@@ -164,19 +168,19 @@ pub struct Cli {
         visible_alias = "max-requests-per-worker",
         value_name = "N",
         default_value_t = 0
-, help_heading = WORKERS)]
+, help_heading = WORKERS, value_parser = whole::<u64>)]
     pub max_requests: u64,
 
     /// Add a random 0..=J to each worker's --max-requests, so workers do not retire together
-    #[arg(long, value_name = "J", default_value_t = 0, help_heading = WORKERS)]
+    #[arg(long, value_name = "J", default_value_t = 0, help_heading = WORKERS, value_parser = whole::<u64>)]
     pub max_requests_jitter: u64,
 
     /// Retire a worker whose resident memory exceeds MB megabytes; 0 = never
-    #[arg(long, value_name = "MB", default_value_t = 0, help_heading = WORKERS)]
+    #[arg(long, value_name = "MB", default_value_t = 0, help_heading = WORKERS, value_parser = whole::<u64>)]
     pub reload_on_rss: u64,
 
     /// A worker is not recycled (max-requests, rss) before it has lived SECONDS
-    #[arg(long, value_name = "SECONDS", default_value_t = 1, help_heading = WORKERS)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 1, help_heading = WORKERS, value_parser = whole::<u64>)]
     pub min_worker_lifetime: u64,
 
     /// Kill and replace a worker whose request runs longer than SECONDS; 0 = never
@@ -185,15 +189,15 @@ pub struct Cli {
         visible_alias = "timeout",
         value_name = "SECONDS",
         default_value_t = 0
-, help_heading = WORKERS)]
+, help_heading = WORKERS, value_parser = whole::<u64>)]
     pub harakiri: u64,
 
     /// Seconds workers get to finish in-flight requests on SIGTERM
-    #[arg(long, value_name = "SECONDS", default_value_t = 30, help_heading = WORKERS)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, help_heading = WORKERS, value_parser = whole::<u64>)]
     pub shutdown_timeout: u64,
 
     /// On SIGTERM, keep serving SECONDS before draining (for load balancers)
-    #[arg(long, value_name = "SECONDS", default_value_t = 0, help_heading = WORKERS)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 0, help_heading = WORKERS, value_parser = whole::<u64>)]
     pub shutdown_delay: u64,
 
     /// How HUP replaces workers: `rolling` (one at a time) or `all`
@@ -201,27 +205,27 @@ pub struct Cli {
     pub reload_mode: String,
 
     /// Largest request head in bytes (request line + headers)
-    #[arg(long, short = 'b', value_name = "BYTES", default_value_t = 65536, help_heading = LIMITS)]
+    #[arg(long, short = 'b', value_name = "BYTES", default_value_t = 65536, help_heading = LIMITS, value_parser = whole::<usize>)]
     pub buffer_size: usize,
 
     /// Most headers accepted in one request
-    #[arg(long, value_name = "N", default_value_t = 100, help_heading = LIMITS)]
+    #[arg(long, value_name = "N", default_value_t = 100, help_heading = LIMITS, value_parser = whole::<usize>)]
     pub max_headers: usize,
 
     /// Largest request body in bytes; 0 means unlimited
-    #[arg(long, value_name = "BYTES", default_value_t = 0, help_heading = LIMITS)]
+    #[arg(long, value_name = "BYTES", default_value_t = 0, help_heading = LIMITS, value_parser = whole::<u64>)]
     pub limit_post: u64,
 
     /// Request bodies larger than BYTES are spooled to a temp file instead of memory
-    #[arg(long, value_name = "BYTES", default_value_t = 1048576, help_heading = LIMITS)]
+    #[arg(long, value_name = "BYTES", default_value_t = 1048576, help_heading = LIMITS, value_parser = whole::<usize>)]
     pub post_buffering: usize,
 
     /// Request bodies being received may hold at most BYTES of a worker's memory in all; past that they are spooled to temp files
-    #[arg(long, value_name = "BYTES", default_value_t = 67108864, help_heading = LIMITS)]
+    #[arg(long, value_name = "BYTES", default_value_t = 67108864, help_heading = LIMITS, value_parser = whole::<usize>)]
     pub body_memory: usize,
 
     /// Seconds a client may stay silent mid-request, or take to accept response bytes
-    #[arg(long, value_name = "SECONDS", default_value_t = 60, help_heading = LIMITS)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, help_heading = LIMITS, value_parser = whole::<u64>)]
     pub http_timeout: u64,
 
     /// Seconds an idle keep-alive connection is kept open
@@ -230,10 +234,10 @@ pub struct Cli {
         visible_alias = "keep-alive",
         value_name = "SECONDS",
         default_value_t = 30
-, help_heading = LIMITS)]
+, help_heading = LIMITS, value_parser = whole::<u64>)]
     pub keepalive_timeout: u64,
 
-    /// Log level: error, warn, info, debug or trace
+    /// Log level: error, warn (or warning), info, debug or trace, in any case
     #[arg(long, value_name = "LEVEL", default_value = "info", help_heading = LOG)]
     pub log_level: String,
 
@@ -254,7 +258,7 @@ pub struct Cli {
     pub trusted_proxies: String,
 
     /// Log requests slower than MS milliseconds, even with the access log off
-    #[arg(long, value_name = "MS", help_heading = LOG)]
+    #[arg(long, value_name = "MS", help_heading = LOG, value_parser = whole::<u64>)]
     pub log_slow: Option<u64>,
 
     /// Log to FILE instead of stderr (reopened on SIGUSR1, for logrotate)
@@ -270,7 +274,7 @@ pub struct Cli {
     pub static_index: Option<String>,
 
     /// Cache-Control max-age for static files, in seconds (hashed names are always immutable)
-    #[arg(long, value_name = "SECONDS", help_heading = STATIC)]
+    #[arg(long, value_name = "SECONDS", help_heading = STATIC, value_parser = whole::<u64>)]
     pub static_expires: Option<u64>,
 
     /// uWSGI's flag; rwsgi always runs a master process
@@ -300,6 +304,35 @@ pub struct Cli {
     /// uWSGI's flag; rwsgi always refuses unknown flags and configuration-file keys
     #[arg(long, help_heading = COMPAT)]
     pub strict: bool,
+}
+
+/// The unsigned types number options take.
+pub trait Whole: std::str::FromStr + std::fmt::Display {
+    const MAX: Self;
+}
+impl Whole for u32 {
+    const MAX: u32 = u32::MAX;
+}
+impl Whole for u64 {
+    const MAX: u64 = u64::MAX;
+}
+impl Whole for usize {
+    const MAX: usize = usize::MAX;
+}
+
+/// A number option's value: a whole number, 0 or more, that fits its type;
+/// what is wrong is said in words (clap prints the option and the value).
+pub fn whole<T: Whole>(value: &str) -> Result<T, String> {
+    value.parse().map_err(|_| {
+        let digits = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+        if value.starts_with('-') {
+            "a negative number; use 0 or more".to_string()
+        } else if digits {
+            format!("too large; at most {}", T::MAX)
+        } else {
+            "not a whole number (digits only, e.g. 30)".to_string()
+        }
+    })
 }
 
 /// `--version`: rwsgi's, and the Python it embeds (fixed at build time;

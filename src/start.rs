@@ -94,9 +94,20 @@ pub fn run() -> Result<ExitCode, StartError> {
     // Before anything opens a file or socket: fds 0-2 taken, and the log on
     // a descriptor of its own (an app closing fd 2 cannot redirect it).
     log::sink::init().map_err(StartError::LogSetup)?;
-    let env: Vec<(String, String)> = std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-        .collect();
+    let mut env: Vec<(String, String)> = Vec::new();
+    for (k, v) in std::env::vars_os() {
+        let Ok(k) = k.into_string() else { continue };
+        match v.into_string() {
+            Ok(v) => env.push((k, v)),
+            // Ours must be read as written, not dropped or mangled.
+            Err(_) if k.starts_with("RWSGI_") || k == "PORT" || k == "WEB_CONCURRENCY" => {
+                return Err(StartError::Config(config::ConfigError::invalid(format!(
+                    "env {k}: its value is not valid UTF-8; set it as text"
+                ))));
+            }
+            Err(_) => {}
+        }
+    }
     let layered = match layers::load(std::env::args_os().collect(), &env) {
         Ok(l) => l,
         Err(LoadError::Clap(e)) => {

@@ -16,17 +16,38 @@ fn fail<T>(msg: String) -> Result<T, LoadError> {
 /// Good enough for the flat layout this file uses.
 fn line_of(text: &str, table: &str, key: &str) -> usize {
     let mut current = String::new();
+    let dotted = format!("{table}.{key}");
     for (i, line) in text.lines().enumerate() {
         let t = line.trim();
         if let Some(name) = t.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
-            current = name.trim().to_string();
-        } else if let Some((k, _)) = t.split_once('=') {
-            if current == table && k.trim().trim_matches('"') == key {
+            // `[t]`, `[[t]]`, and a sub-table `[t.k]` (k's own line).
+            current = name.trim_matches(['[', ']']).trim().to_string();
+            if current == dotted {
+                return i + 1;
+            }
+        } else if let Some((k, v)) = t.split_once('=') {
+            let k = k.trim().trim_matches('"');
+            let root = current.is_empty();
+            // `k = …` (or `k.x = …`) in its table, `t.k = …` at the top,
+            // or an inline table `t = { k = … }`.
+            let under = |name: &str| k == name || k.starts_with(&format!("{name}."));
+            if (current == table && under(key))
+                || (root && under(&dotted))
+                || (root && k == table && v.contains(key))
+            {
                 return i + 1;
             }
         }
     }
     0
+}
+
+/// `file:line`, or just the file when the line is not found.
+fn located(shown: &dyn std::fmt::Display, line: usize) -> String {
+    match line {
+        0 => shown.to_string(),
+        n => format!("{shown}:{n}"),
+    }
 }
 
 fn type_name(v: &toml::Value) -> &'static str {
@@ -83,8 +104,12 @@ pub fn load(path: &Path) -> Result<Vec<Setting>, LoadError> {
     let doc: toml::Table = match text.parse() {
         Ok(d) => d,
         Err(e) => {
-            let line = e.span().map_or(0, |s| {
-                text[..s.start.min(text.len())].matches('\n').count() + 1
+            // Line and column (1-based) of where the parser stopped.
+            let at = e.span().map_or(String::new(), |s| {
+                let before = &text[..s.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!(":{line}:{column}")
             });
             // A uWSGI ini file is the likely mistake: say so.
             let ini = path.extension().is_some_and(|x| x == "ini")
@@ -95,7 +120,7 @@ pub fn load(path: &Path) -> Result<Vec<Setting>, LoadError> {
                 String::new()
             };
             return fail(format!(
-                "{shown}:{line}: not valid TOML: {}{hint}",
+                "{shown}{at}: not valid TOML: {}{hint}",
                 e.message().trim_end()
             ));
         }
@@ -105,8 +130,20 @@ pub fn load(path: &Path) -> Result<Vec<Setting>, LoadError> {
         let Some(items) = body.as_table() else {
             let line = text
                 .lines()
-                .position(|l| l.trim_start().starts_with(table.as_str()))
+                .position(|l| {
+                    let l = l.trim_start().trim_start_matches('[');
+                    l.starts_with(table.as_str())
+                })
                 .map_or(0, |i| i + 1);
+            let at = located(&shown, line);
+            if body
+                .as_array()
+                .is_some_and(|a| a.iter().all(|v| v.is_table()))
+            {
+                return fail(format!(
+                    "{at}: [[{table}]] is an array of tables; write the table once: [{table}]"
+                ));
+            }
             let hint = match schema::find(table) {
                 Some((t, k, _)) => format!("; put it in the [{t}] table: [{t}] {k} = ..."),
                 None => {
@@ -114,9 +151,7 @@ pub fn load(path: &Path) -> Result<Vec<Setting>, LoadError> {
                         .into()
                 }
             };
-            return fail(format!(
-                "{shown}:{line}: unknown top-level key \"{table}\"{hint}"
-            ));
+            return fail(format!("{at}: unknown top-level key \"{table}\"{hint}"));
         };
         if table == "uwsgi" {
             return fail(format!("{shown}: a [uwsgi] table: {INI_HINT}"));
@@ -124,8 +159,19 @@ pub fn load(path: &Path) -> Result<Vec<Setting>, LoadError> {
         let known_table = schema::options().iter().any(|(t, _, _)| t == table);
         for (key, value) in items {
             let line = line_of(&text, table, key);
+            let at = located(&shown, line);
+            if value.is_table() {
+                let tables = schema::options().iter().map(|(t, _, _)| *t);
+                let is_table = tables.clone().any(|t| t == key);
+                return fail(if is_table {
+                    format!("{at}: [{key}] inside [{table}]: write its options in its own table, [{key}]")
+                } else {
+                    format!(
+                        "{at}: [{table}] {key} is a table; options are plain keys: {key} = value"
+                    )
+                });
+            }
             let key = &super::static_map::file_key(table, key).into_owned();
-            let at = format!("{shown}:{line}");
             let Some((want_table, name, kind)) = schema::find(key) else {
                 let compat = crate::cli::COMPAT_FLAGS.contains(&key.as_str());
                 let hint = if compat {
@@ -154,11 +200,22 @@ pub fn load(path: &Path) -> Result<Vec<Setting>, LoadError> {
                 ));
             }
             let values = convert(value, kind).map_err(|why| {
+                let not = match value.as_integer() {
+                    Some(n) if n < 0 => n.to_string(),
+                    _ => type_name(value).to_string(),
+                };
                 LoadError::Config(ConfigError::Source(format!(
-                    "{at}: [{table}] {key} {why}, not {}",
-                    type_name(value)
+                    "{at}: [{table}] {key} {why}, not {not}"
                 )))
             })?;
+            // `max_requests` and `max-requests` (or `map` and `static-map`)
+            // are one option: TOML sees two keys, we would keep one silently.
+            if let Some(first) = out.iter().find(|s: &&Setting| s.key == name) {
+                return fail(format!(
+                    "{at}: [{table}] {key} sets {name}, as {} does too; keep one",
+                    first.source
+                ));
+            }
             out.push(Setting {
                 key: name,
                 values,

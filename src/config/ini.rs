@@ -106,7 +106,12 @@ pub fn load(path: &Path, env: &[(String, String)]) -> Result<Vec<Setting>, LoadE
         let option = arg.and_then(|a| schema::find(a.get_long()?));
         let Some((_, name, kind)) = option else {
             if !referenced.contains(key) {
-                let way = crate::cli_hints::for_key(key).unwrap_or("no equivalent");
+                let way = match (crate::cli_hints::for_key(key), schema::suggest(key)) {
+                    (Some(way), _) => way.to_string(),
+                    // A typo of an option rwsgi has (`proceses`).
+                    (None, Some(close)) => format!("did you mean {close}?"),
+                    (None, None) => "no equivalent".to_string(),
+                };
                 problems.push(format!("line {}: {key}: {way}", line.no));
             }
             continue;

@@ -90,7 +90,7 @@ pub fn load(args: Vec<OsString>, env: &[(String, String)]) -> Result<Layered, Lo
     for (_, key, _) in schema::options() {
         if on_cli(key) {
             sources.insert(*key, "command line".to_string());
-            owned.push(key);
+            owned.extend(with_alternatives(key));
         }
     }
     // `http` and `socket` together decide where to listen: a higher layer
@@ -113,7 +113,7 @@ pub fn load(args: Vec<OsString>, env: &[(String, String)]) -> Result<Layered, Lo
                 push_arg(&mut this, s.key, v);
             }
         }
-        owned.extend(layer.iter().map(|s| s.key));
+        owned.extend(layer.iter().flat_map(|s| with_alternatives(s.key)));
         lower_args.push(this);
     }
     for a in lower_args.into_iter().rev() {
@@ -154,6 +154,20 @@ pub fn load(args: Vec<OsString>, env: &[(String, String)]) -> Result<Layered, Lo
             from_ini,
         },
     })
+}
+
+/// Options that name the same thing in different ways: a layer that sets
+/// one overrides the others set by a lower layer (`--wsgi-file` on the
+/// command line replaces a file's `module`); both in one layer still
+/// conflict.
+const ALTERNATIVES: &[&[&str]] = &[&["module", "wsgi-file"]];
+
+/// `key` and the options it replaces when a higher layer sets it.
+fn with_alternatives(key: &'static str) -> Vec<&'static str> {
+    match ALTERNATIVES.iter().find(|group| group.contains(&key)) {
+        Some(group) => group.to_vec(),
+        None => vec![key],
+    }
 }
 
 /// The positional APP (Gunicorn's form) becomes `--module` or, for a path
@@ -371,6 +385,16 @@ pub fn describe(layered: &Provenance) -> String {
                     .map_or("command line", String::as_str);
                 let key = super::static_map::short_key(table, key);
                 format!("{key} = {}  # {source}", toml_value(*kind, v))
+            }
+            // A layer set it to what passes no flag: a switch turned off,
+            // or a list emptied (over a lower layer's value).
+            None if layered.sources.contains_key(key)
+                && matches!(kind, Kind::Bool | Kind::List) =>
+            {
+                let source = layered.sources.get(key).map_or("", String::as_str);
+                let key = super::static_map::short_key(table, key);
+                let off = if *kind == Kind::Bool { "false" } else { "[]" };
+                format!("{key} = {off}  # {source}")
             }
             None => {
                 // Every line stays valid TOML with one '#' removed: a

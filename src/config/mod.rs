@@ -281,7 +281,7 @@ impl Config {
                 crate::scoreboard::MAX_THREADS
             ));
         }
-        let log_level = match cli.log_level.as_str() {
+        let log_level = match cli.log_level.to_ascii_lowercase().as_str() {
             "error" => log::LevelFilter::Error,
             "warn" | "warning" => log::LevelFilter::Warn,
             "info" => log::LevelFilter::Info,

@@ -27,10 +27,11 @@ pub const MAXIMA: &[(&str, u64, &str)] = &[
     ("reload-on-rss", 1024 * 1024, "MB (1 TiB)"),
     ("max-requests", 1_000_000_000_000, "requests"),
     ("max-requests-jitter", 1_000_000_000_000, "requests"),
+    ("static-expires", 3650 * DAY, "seconds (ten years)"),
 ];
 
 /// The numeric options' values (given or default).
-fn given(cli: &Cli) -> [(&'static str, u64); 14] {
+fn given(cli: &Cli) -> [(&'static str, u64); 15] {
     let size = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
     [
         ("http-timeout", cli.http_timeout),
@@ -47,6 +48,7 @@ fn given(cli: &Cli) -> [(&'static str, u64); 14] {
         ("reload-on-rss", cli.reload_on_rss),
         ("max-requests", cli.max_requests),
         ("max-requests-jitter", cli.max_requests_jitter),
+        ("static-expires", cli.static_expires.unwrap_or(0)),
     ]
 }
 
@@ -100,6 +102,22 @@ mod tests {
                 .message()
                 .to_string();
             assert!(e.contains(&max.to_string()), "{e}");
+        }
+    }
+
+    /// A number option without a maximum here is bounded some other way,
+    /// and says so in its own check; a new one must be placed.
+    #[test]
+    fn every_number_option_has_a_maximum() {
+        let bounded_elsewhere = ["processes", "threads", "max-headers", "listen"];
+        for (_, key, kind) in super::super::schema::options() {
+            if *kind != super::super::schema::Kind::Int || bounded_elsewhere.contains(key) {
+                continue;
+            }
+            assert!(
+                MAXIMA.iter().any(|(name, _, _)| name == key),
+                "--{key} takes a number but has no maximum in MAXIMA"
+            );
         }
     }
 }

@@ -7,7 +7,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use super::pool::{Command, Spawn};
-use super::{Master, Phase};
+use super::Master;
 use crate::scoreboard::{now_us, WorkerState};
 use crate::supervise::WorkerContext;
 use crate::sys::{self, Forked};
@@ -34,8 +34,8 @@ impl Master {
     /// Forks the workers the pool asks for, one at a time, until it asks
     /// for no more (it then says, through `wake_at`, when to ask again).
     pub(super) fn fill_pool(&mut self) {
-        if self.phase() == Phase::ShuttingDown {
-            return;
+        if self.pool.is_closed() {
+            return; // draining: nothing is forked any more
         }
         if self.templates.as_ref().is_some_and(|t| !t.ready()) {
             // Forks wait for the template: its ready notice fills the pool.

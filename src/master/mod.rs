@@ -200,7 +200,9 @@ impl Master {
         let mut sigs = Vec::new();
         loop {
             let templates_gone = !self.templates.as_ref().is_some_and(|t| !t.is_empty());
-            if self.phase() == Phase::ShuttingDown && self.pool.is_empty() && templates_gone {
+            // Only once the drain has begun: during a --shutdown-delay the
+            // pool still serves, and a worker that died is replaced.
+            if self.pool.is_closed() && self.pool.is_empty() && templates_gone {
                 break;
             }
             let timeout = self.next_timeout();
@@ -285,10 +287,6 @@ impl Master {
                 Phase::Reloading => Stage::Reloading,
                 Phase::ShuttingDown => Stage::ShuttingDown(Shutdown::default()),
             };
-            if phase == Phase::ShuttingDown {
-                // Also during a --shutdown-delay: no replacement, no recycling.
-                self.pool.close();
-            }
             // [systemd hook] READY=1 / RELOADING=1 / STOPPING=1 + STATUS=
             self.notifier
                 .phase(phase, self.pool.target(), &self.listeners);
@@ -326,6 +324,14 @@ impl Master {
             Action::Reap => {} // reaping happens every loop turn
             Action::GracefulShutdown => self.shutdown(true, sys::signal_name(sig)),
             Action::FastShutdown => self.shutdown(false, sys::signal_name(sig)),
+            Action::AddWorker | Action::RemoveWorker | Action::Reload
+                if self.phase() == Phase::ShuttingDown =>
+            {
+                log::info!(
+                    "{}: ignored, the server is shutting down",
+                    sys::signal_name(sig)
+                );
+            }
             Action::Reload => self.reload(),
             Action::AddWorker => {
                 let n = self.pool.set_target(self.pool.target() + 1);
@@ -356,11 +362,9 @@ impl Master {
     }
 
     fn reload(&mut self) {
-        if self.phase() == Phase::ShuttingDown {
-            return;
-        }
         log::info!(
-            "SIGHUP: reloading {} worker(s) ({} mode)",
+            "SIGHUP: reloading {} worker(s) ({} mode; the code is imported anew, the \
+             configuration is the one read at start: SIGUSR2 or a restart applies a changed one)",
             self.pool.target(),
             self.config.reload_mode.name()
         );
@@ -388,13 +392,10 @@ impl Master {
                     }
                     Some((Notice::Ready, slot, pid)) => self.on_ready(slot, pid),
                     Some((Notice::Retire(reason), slot, pid)) => {
-                        // Not while shutting down (also during --shutdown-delay,
-                        // before the drain): no successor would be forked.
-                        if self.phase() != Phase::ShuttingDown {
-                            let min = self.config.recycle.min_worker_lifetime;
-                            self.pool.retire(slot, pid, reason, min, Instant::now());
-                            self.fill_pool();
-                        }
+                        // The pool ignores it once draining.
+                        let min = self.config.recycle.min_worker_lifetime;
+                        self.pool.retire(slot, pid, reason, min, Instant::now());
+                        self.fill_pool();
                     }
                     None => log::warn!("unknown notice from a worker: {msg:?}"),
                 }
@@ -462,7 +463,9 @@ impl Master {
             s.drain_at = None;
             self.drain(true);
         }
-        if self.phase() != Phase::ShuttingDown {
+        // Also during a --shutdown-delay (the workers still serve); in the
+        // drain, --shutdown-timeout bounds what is left.
+        if !self.pool.is_closed() {
             if let Some(limit) = self.config.recycle.harakiri {
                 self.check_harakiri(limit);
             }

@@ -62,7 +62,7 @@ impl Master {
             "template (pid {pid}) ready after {} ms; workers fork from it",
             took.as_millis()
         );
-        if self.phase() == Phase::ShuttingDown {
+        if self.pool.is_closed() {
             return;
         }
         if why == Start::Reload {
@@ -81,7 +81,7 @@ impl Master {
         let Some(exit) = templates.reaped(pid, status) else {
             return false;
         };
-        if self.stage.phase() == Phase::ShuttingDown {
+        if self.pool.is_closed() {
             return true;
         }
         match exit {
@@ -122,7 +122,7 @@ impl Master {
             .restart_at()
             .is_some_and(|at| Instant::now() >= at)
         {
-            if templates.starting().is_some() || self.phase() == Phase::ShuttingDown {
+            if templates.starting().is_some() || self.pool.is_closed() {
                 return;
             }
             self.start_template(Start::Restart);

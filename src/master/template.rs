@@ -154,7 +154,12 @@ impl Templates {
         })();
         match spawned {
             Ok(p) => {
-                log::info!("template (pid {}) importing the app ({why:?})", p.pid);
+                let reason = match why {
+                    Start::Boot => "at start",
+                    Start::Reload => "for a reload",
+                    Start::Restart => "to replace one that died",
+                };
+                log::info!("template (pid {}) importing the app {reason}", p.pid);
                 self.next = Some(p);
             }
             Err(e) => {

@@ -177,7 +177,7 @@ fn ini_options_rwsgi_lacks_are_listed_together_with_the_rwsgi_way() {
             "[uwsgi]\nwsgi-file = {}\nhttp-socket = :0\nsocket-timeout = 30\n\
              offload-threads = 2\nmax-worker-lifetime = 3600\nunused = x\n\
              plugins = python3,router_cache\nlogto = $(NO_SUCH_VARIABLE)/x.log\n\
-             [other]\nignored = entirely\n",
+             proceses = 4\n[other]\nignored = entirely\n",
             app("hello.py")
         ),
     )
@@ -186,13 +186,14 @@ fn ini_options_rwsgi_lacks_are_listed_together_with_the_rwsgi_way() {
     assert_eq!(ran.code, Some(2), "{}", ran.show());
     let e = &ran.stderr;
     for want in [
-        "6 uWSGI option(s)",
+        "7 uWSGI option(s)",
         "line 4: socket-timeout: uWSGI's --socket-timeout is --http-timeout here",
         "line 5: offload-threads: no equivalent",
         "line 6: max-worker-lifetime: rwsgi does not recycle workers by age",
         "line 7: unused: no equivalent",
         "line 8: plugins: no equivalent",
         "line 9: logto = $(NO_SUCH_VARIABLE)/x.log: $(NO_SUCH_VARIABLE): the environment has no",
+        "line 10: proceses: did you mean processes?",
     ] {
         assert!(e.contains(want), "{want:?} in:\n{e}");
     }
@@ -206,7 +207,7 @@ fn ini_options_rwsgi_lacks_are_listed_together_with_the_rwsgi_way() {
         &["--ini", ini, "--check-config"],
         &[("RWSGI_CONFIG", "x.toml")],
     );
-    assert!(env.stderr.contains("6 uWSGI option(s)"), "{}", env.show());
+    assert!(env.stderr.contains("7 uWSGI option(s)"), "{}", env.show());
     let huge = run(&["--ini", "/dev/zero"], &[]);
     assert_eq!(huge.code, Some(2), "{}", huge.show());
     assert!(huge.stderr.contains("larger than 1 MiB"), "{}", huge.show());

@@ -385,12 +385,15 @@ impl Pool {
         self.workers.iter().map(each).collect()
     }
 
-    /// Shutting down (a `--shutdown-delay` may still keep the workers
-    /// serving): nothing is forked or recycled from now on.
+    /// Draining: nothing is forked or recycled from now on.
     pub fn close(&mut self) {
         self.closed = true;
         self.respawn_at = None;
         self.retry_at = None;
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed
     }
 
     /// Every worker gets `signal` and stops; the pool is closed. A worker

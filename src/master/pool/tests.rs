@@ -440,12 +440,12 @@ fn a_failed_fork_is_retried_after_its_delay_not_before() {
 }
 
 #[test]
-fn a_closed_pool_neither_forks_nor_recycles_while_its_workers_still_serve() {
+fn a_closed_pool_neither_forks_nor_recycles_while_its_workers_finish() {
     let mut sim = Sim::running(2, ReloadMode::All);
     let pids = sim.pids();
     let min = Duration::from_secs(60);
     sim.retire(pids[0], RetireReason::MaxRequests, min);
-    // --shutdown-delay: the workers serve on, but nothing changes the pool.
+    // The drain has begun (the signals aside): nothing changes the pool.
     sim.pool.close();
     sim.exit(pids[1], SEGV);
     assert!(sim.fill().is_empty(), "a crash is not replaced");

@@ -78,6 +78,30 @@ fn config_file_mistakes_exit_2_with_the_place_and_the_fix() {
             ],
         ),
         (
+            "one-option-two-spellings",
+            format!("{app_table}{server_table}\n[workers]\nmax_requests = 5\nmax-requests = 6\n"),
+            "max-requests",
+            vec!["sets max-requests, as", "max_requests", "keep one"],
+        ),
+        (
+            "a-table-inside-another",
+            format!("{server_table}{app_table}workers.processes = 0\n"),
+            "workers.processes",
+            vec!["[workers] inside [app]", "its own table, [workers]"],
+        ),
+        (
+            "a-sub-table",
+            format!("{app_table}{server_table}\n[workers.extra]\na = 1\n"),
+            "[workers.extra]",
+            vec!["[workers] extra is a table", "plain keys"],
+        ),
+        (
+            "an-array-of-tables",
+            format!("{app_table}\n[[server]]\nhttp = \"127.0.0.1:0\"\n"),
+            "[[server]]",
+            vec!["[[server]] is an array of tables", "[server]"],
+        ),
+        (
             "uwsgi-ini",
             "[uwsgi]\nhttp = :8000\nmodule = mysite.wsgi\n".to_string(),
             "http",
@@ -291,4 +315,64 @@ fn toml_octal_literals_mean_what_they_say() {
         }
         _ => panic!("{}", ran.show()),
     }
+}
+
+/// Flags, environment, and what the message must say.
+type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+
+/// A bad number says what is wrong in words, on the command line and from
+/// the environment, and `-1` is a bad value, not an unknown flag.
+#[test]
+fn bad_numbers_are_explained_wherever_they_come_from() {
+    let base = ["--http", "127.0.0.1:0", "--wsgi-file", "etc/apps/hello.py"];
+    let cases: [Case; 4] = [
+        (
+            &["--processes", "-1"],
+            &[],
+            "'-1' for '--processes <N>': a negative number",
+        ),
+        (
+            &["--harakiri=abc"],
+            &[],
+            "'abc' for '--harakiri <SECONDS>': not a whole number",
+        ),
+        (
+            &["--listen", "4294967296"],
+            &[],
+            "too large; at most 4294967295",
+        ),
+        (&[], &[("RWSGI_THREADS", "many")], "RWSGI_THREADS"),
+    ];
+    for (flags, env, want) in cases {
+        let args: Vec<&str> = base.iter().chain(flags).copied().collect();
+        let msg = check_fails(&args, env);
+        assert!(msg.contains(want), "{flags:?} {env:?}: {want:?} in:\n{msg}");
+        assert!(!msg.contains("unexpected argument"), "{msg}");
+    }
+}
+
+/// A variable of ours whose value is not UTF-8 is refused by name, not
+/// dropped (the default would then apply without a word).
+#[test]
+fn a_variable_that_is_not_utf8_is_refused_by_name() {
+    use std::os::unix::ffi::OsStrExt;
+    let mut cmd = rwsgi(
+        &[
+            "--http",
+            "127.0.0.1:0",
+            "--wsgi-file",
+            "etc/apps/hello.py",
+            "--check-config",
+        ],
+        &[],
+    );
+    cmd.env("RWSGI_PROCESSES", std::ffi::OsStr::from_bytes(b"\xff"));
+    let ran = run_command(cmd, "rwsgi with RWSGI_PROCESSES=\\xff");
+    assert_eq!(ran.code, Some(2), "{}", ran.show());
+    assert!(
+        ran.stderr
+            .contains("env RWSGI_PROCESSES: its value is not valid UTF-8"),
+        "{}",
+        ran.show()
+    );
 }

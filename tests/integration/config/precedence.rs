@@ -260,3 +260,54 @@ fn unknown_rwsgi_variable_is_a_warning_with_a_suggestion() {
     assert!(!r.set.contains_key("processes"), "{}", r.text);
     assert!(!r.set.contains_key("max-requests"), "{}", r.text);
 }
+
+/// `module` and `wsgi-file` name the same thing: the higher layer's choice
+/// replaces the lower one's, whichever of the two each uses.
+#[test]
+fn a_higher_layer_choosing_the_app_the_other_way_replaces_the_lower_choice() {
+    let dir = TempDir::new("cfg-app-choice");
+    let by_module = write_file(
+        &dir,
+        "module.toml",
+        "[server]\nhttp = [\"127.0.0.1:8001\"]\n\n[app]\nmodule = \"hello\"\n",
+    );
+    let hello = app("hello.py");
+    let config = ["--config", by_module.as_str()];
+    let r = check_ok(&[&config[..], &["--wsgi-file", &hello]].concat(), &[]);
+    r.expect("wsgi-file", &format!("{hello:?}"), "command line");
+    r.expect_unset("module");
+    let r = check_ok(&config, &[("RWSGI_WSGI_FILE", hello.as_str())]);
+    r.expect("wsgi-file", &format!("{hello:?}"), "env RWSGI_WSGI_FILE");
+    r.expect_unset("module");
+    // The other way round: the environment's module over the file's file.
+    let by_file = write_file(
+        &dir,
+        "file.toml",
+        &format!("[server]\nhttp = [\"127.0.0.1:8001\"]\n\n[app]\nwsgi-file = {hello:?}\n"),
+    );
+    let r = check_ok(&["--config", &by_file], &[("RWSGI_MODULE", "hello")]);
+    r.expect("module", "\"hello\"", "env RWSGI_MODULE");
+    r.expect_unset("wsgi-file");
+}
+
+/// A switch turned off, or a list emptied, by a higher layer is reported
+/// with that layer, not as a default (no flag is passed for either).
+#[test]
+fn a_switch_turned_off_or_a_list_emptied_above_the_file_names_its_source() {
+    let dir = TempDir::new("cfg-off");
+    let text =
+        "[server]\nhttp = [\"127.0.0.1:8001\"]\n\n[app]\nwsgi-file = \"etc/apps/hello.py\"\n\
+                pythonpath = [\"/tmp\"]\n\n[log]\ndisable-logging = true\n";
+    let file = write_file(&dir, "on.toml", text);
+    let config = ["--config", file.as_str()];
+    let r = check_ok(&config, &[]);
+    r.expect(
+        "disable-logging",
+        "true",
+        &format!("{file}:{}", line_of(text, "disable-logging")),
+    );
+    let env = [("RWSGI_DISABLE_LOGGING", "0"), ("RWSGI_PYTHONPATH", "")];
+    let r = check_ok(&config, &env);
+    r.expect("disable-logging", "false", "env RWSGI_DISABLE_LOGGING");
+    r.expect("pythonpath", "[]", "env RWSGI_PYTHONPATH");
+}

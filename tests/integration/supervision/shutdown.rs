@@ -290,3 +290,57 @@ fn shutdown_delay_keeps_serving_for_that_long_then_exits_zero() {
         .log_text()
         .contains("still serving for 1 s before draining (--shutdown-delay)"));
 }
+
+/// During a --shutdown-delay the workers still serve, so one that dies is
+/// replaced (the last one dying must not end the delay early), and SIGTTIN
+/// is ignored with a log line.
+#[test]
+fn a_worker_dying_during_the_shutdown_delay_is_replaced_and_the_delay_holds() {
+    let _x = exclusive();
+    let mut server = Server::start(&[
+        "--wsgi-file",
+        &app("crash_in_request.py"),
+        "--processes",
+        "1",
+        "--shutdown-delay",
+        "2",
+    ]);
+    let port = server.port();
+    server.signal("TERM");
+    let term_at = Instant::now();
+    server.wait_for_log("before draining (--shutdown-delay)", PROMPT);
+    server.signal("TTIN");
+    server.wait_for_log("SIGTTIN: ignored, the server is shutting down", PROMPT);
+    // The only worker dies in a request.
+    assert!(
+        get_once(port, "/segv").is_err(),
+        "the crash answers nothing"
+    );
+    server.wait_for_log("died after", PROMPT);
+    // Still within the delay: a replacement serves.
+    let deadline = Instant::now() + PROMPT;
+    let served = loop {
+        assert!(
+            Instant::now() < deadline,
+            "no worker serves after the crash"
+        );
+        match get_once(port, "/") {
+            Ok(reply) => break reply,
+            Err(_) => thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    assert_eq!(served.body, b"ok", "a 200 from the replacement");
+    assert!(
+        term_at.elapsed() < Duration::from_millis(1900),
+        "served only at {:?}, too late to tell",
+        term_at.elapsed()
+    );
+    let status = server.wait_exit(PROMPT);
+    assert_eq!(status.code(), Some(0), "{status}");
+    assert!(
+        term_at.elapsed() >= Duration::from_millis(1900),
+        "exited {:?} after TERM, before the delay ended",
+        term_at.elapsed()
+    );
+    assert_eq!(server.log_text().matches("spawned worker").count(), 2);
+}
