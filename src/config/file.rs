@@ -95,11 +95,13 @@ const INI_HINT: &str = "this looks like a uWSGI ini file: run it with --ini FILE
     --ini FILE --check-config prints it as rwsgi TOML); --config reads TOML, see rwsgi.toml(5)";
 
 /// Reads and checks the file; returns its settings in schema order.
-pub fn load(path: &Path) -> Result<Vec<Setting>, LoadError> {
+/// `named_by`: how the file was named (`--config`, or `RWSGI_CONFIG=`), for
+/// an error reading it.
+pub fn load(path: &Path, named_by: &str) -> Result<Vec<Setting>, LoadError> {
     let shown = path.display();
     let text = match read_capped(path) {
         Ok(t) => t,
-        Err(e) => return fail(format!("--config {shown}: {e}")),
+        Err(e) => return fail(format!("{named_by}{shown}: {e}")),
     };
     let doc: toml::Table = match text.parse() {
         Ok(d) => d,

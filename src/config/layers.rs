@@ -76,7 +76,17 @@ pub fn load(args: Vec<OsString>, env: &[(String, String)]) -> Result<Layered, Lo
     let config_path = ini_path.or_else(|| first.get_one::<std::path::PathBuf>("config").cloned());
     let file = match &config_path {
         Some(path) if from_ini => super::ini::load(path, env)?,
-        Some(path) => super::file::load(path)?,
+        Some(path) => {
+            let from_env = first.value_source("config") == Some(ValueSource::EnvVariable);
+            super::file::load(
+                path,
+                if from_env {
+                    "RWSGI_CONFIG="
+                } else {
+                    "--config "
+                },
+            )?
+        }
         None => Vec::new(),
     };
     let env_layer = from_env(env, &mut warnings)?;

@@ -376,3 +376,18 @@ fn a_variable_that_is_not_utf8_is_refused_by_name() {
         ran.show()
     );
 }
+
+/// A file that cannot be read is named as the user named it.
+#[test]
+fn an_unreadable_config_file_is_named_as_given() {
+    let flag = check_fails(&["--config", "/nonexistent/rwsgi.toml"], &[]);
+    assert!(
+        flag.contains("--config /nonexistent/rwsgi.toml: "),
+        "{flag}"
+    );
+    let env = check_fails(&[], &[("RWSGI_CONFIG", "/nonexistent/rwsgi.toml")]);
+    assert!(
+        env.contains("RWSGI_CONFIG=/nonexistent/rwsgi.toml: "),
+        "{env}"
+    );
+}
