@@ -324,8 +324,9 @@ impl Whole for usize {
 /// what is wrong is said in words (clap prints the option and the value).
 pub fn whole<T: Whole>(value: &str) -> Result<T, String> {
     value.parse().map_err(|_| {
-        let digits = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
-        if value.starts_with('-') {
+        let all_digits = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit());
+        let digits = all_digits(value.strip_prefix('+').unwrap_or(value));
+        if value.strip_prefix('-').is_some_and(all_digits) {
             "a negative number; use 0 or more".to_string()
         } else if digits {
             format!("too large; at most {}", T::MAX)

@@ -12,34 +12,38 @@ fn fail<T>(msg: String) -> Result<T, LoadError> {
     Err(LoadError::Config(ConfigError::Source(msg)))
 }
 
-/// The line where `key` is set in `[table]` (1-based; 0 if not found).
-/// Good enough for the flat layout this file uses.
-fn line_of(text: &str, table: &str, key: &str) -> usize {
-    let mut current = String::new();
-    let dotted = format!("{table}.{key}");
-    for (i, line) in text.lines().enumerate() {
-        let t = line.trim();
-        if let Some(name) = t.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
-            // `[t]`, `[[t]]`, and a sub-table `[t.k]` (k's own line).
-            current = name.trim_matches(['[', ']']).trim().to_string();
-            if current == dotted {
-                return i + 1;
-            }
-        } else if let Some((k, v)) = t.split_once('=') {
-            let k = k.trim().trim_matches('"');
-            let root = current.is_empty();
-            // `k = …` (or `k.x = …`) in its table, `t.k = …` at the top,
-            // or an inline table `t = { k = … }`.
-            let under = |name: &str| k == name || k.starts_with(&format!("{name}."));
-            if (current == table && under(key))
-                || (root && under(&dotted))
-                || (root && k == table && v.contains(key))
-            {
-                return i + 1;
+/// Where each key is written (1-based lines), from the parser's spans:
+/// `("", table)` for a table (its header, or its first dotted or inline
+/// use), `(table, key)` for a key in it, however it was written.
+struct Lines {
+    at: std::collections::HashMap<(String, String), usize>,
+}
+
+impl Lines {
+    fn of(text: &str) -> Lines {
+        use toml::de::{DeTable, DeValue};
+        let line = |pos: usize| text[..pos.min(text.len())].matches('\n').count() + 1;
+        let mut at = std::collections::HashMap::new();
+        if let Ok(doc) = DeTable::parse(text) {
+            for (table, body) in doc.get_ref().iter() {
+                let name = table.get_ref().to_string();
+                at.insert((String::new(), name.clone()), line(table.span().start));
+                if let DeValue::Table(items) = body.get_ref() {
+                    for (key, _) in items.iter() {
+                        let k = (name.clone(), key.get_ref().to_string());
+                        at.insert(k, line(key.span().start));
+                    }
+                }
             }
         }
+        Lines { at }
     }
-    0
+
+    /// The line of `key` in `[table]` ("" for a top-level key); 0 if unknown.
+    fn get(&self, table: &str, key: &str) -> usize {
+        let k = (table.to_string(), key.to_string());
+        self.at.get(&k).copied().unwrap_or(0)
+    }
 }
 
 /// `file:line`, or just the file when the line is not found.
@@ -110,7 +114,8 @@ pub fn load(path: &Path, named_by: &str) -> Result<Vec<Setting>, LoadError> {
             let at = e.span().map_or(String::new(), |s| {
                 let before = &text[..s.start.min(text.len())];
                 let line = before.matches('\n').count() + 1;
-                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+                let column = before[line_start..].chars().count() + 1;
                 format!(":{line}:{column}")
             });
             // A uWSGI ini file is the likely mistake: say so.
@@ -127,21 +132,13 @@ pub fn load(path: &Path, named_by: &str) -> Result<Vec<Setting>, LoadError> {
             ));
         }
     };
+    let lines = Lines::of(&text);
     let mut out = Vec::new();
     for (table, body) in &doc {
         let Some(items) = body.as_table() else {
-            let line = text
-                .lines()
-                .position(|l| {
-                    let l = l.trim_start().trim_start_matches('[');
-                    l.starts_with(table.as_str())
-                })
-                .map_or(0, |i| i + 1);
-            let at = located(&shown, line);
-            if body
-                .as_array()
-                .is_some_and(|a| a.iter().all(|v| v.is_table()))
-            {
+            let at = located(&shown, lines.get("", table));
+            let tables = body.as_array().filter(|a| !a.is_empty());
+            if tables.is_some_and(|a| a.iter().all(|v| v.is_table())) {
                 return fail(format!(
                     "{at}: [[{table}]] is an array of tables; write the table once: [{table}]"
                 ));
@@ -160,8 +157,7 @@ pub fn load(path: &Path, named_by: &str) -> Result<Vec<Setting>, LoadError> {
         }
         let known_table = schema::options().iter().any(|(t, _, _)| t == table);
         for (key, value) in items {
-            let line = line_of(&text, table, key);
-            let at = located(&shown, line);
+            let at = located(&shown, lines.get(table, key));
             if value.is_table() {
                 let tables = schema::options().iter().map(|(t, _, _)| *t);
                 let is_table = tables.clone().any(|t| t == key);

@@ -52,6 +52,9 @@ struct Shutdown {
     drain_at: Option<Instant>,
     /// When the drain's grace ends and stragglers are killed.
     kill_at: Option<Instant>,
+    /// Shut down before every worker was first ready: an app that does
+    /// not load still ends the start-up with its exit code.
+    from_start: bool,
 }
 
 impl Stage {
@@ -279,13 +282,19 @@ impl Master {
     }
 
     fn set_phase(&mut self, phase: Phase) {
-        if self.phase() != phase {
+        // Shutting down is final: a reload's end (or failure) coming in
+        // during a --shutdown-delay must not undo it.
+        if self.phase() != phase && self.phase() != Phase::ShuttingDown {
             log::info!("master phase: {:?} -> {:?}", self.phase(), phase);
+            let from_start = self.phase() == Phase::Starting;
             self.stage = match phase {
                 Phase::Starting => Stage::Starting,
                 Phase::Running => Stage::Running,
                 Phase::Reloading => Stage::Reloading,
-                Phase::ShuttingDown => Stage::ShuttingDown(Shutdown::default()),
+                Phase::ShuttingDown => Stage::ShuttingDown(Shutdown {
+                    from_start,
+                    ..Shutdown::default()
+                }),
             };
             // [systemd hook] READY=1 / RELOADING=1 / STOPPING=1 + STATUS=
             self.notifier
@@ -475,13 +484,17 @@ impl Master {
             }
         }
         if let Some(at) = self.shutdown_state().and_then(|s| s.kill_at) {
-            if Instant::now() >= at && !self.pool.is_empty() {
+            let templates_left = self.templates.as_ref().is_some_and(|t| !t.is_empty());
+            if Instant::now() >= at && (!self.pool.is_empty() || templates_left) {
                 log::warn!(
                     "shutdown grace over: killing {} worker(s) still running",
                     self.pool.len()
                 );
                 self.shut_listeners();
                 self.execute(self.pool.kill_all());
+                if let Some(t) = &mut self.templates {
+                    t.signal_all(libc::SIGKILL, true);
+                }
                 if let Some(s) = self.shutdown_state() {
                     s.kill_at = None;
                 }

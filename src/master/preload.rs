@@ -102,7 +102,7 @@ impl Master {
                         templates.schedule_restart();
                     }
                     // An earlier reload may still be replacing workers.
-                    if !self.pool.reloading() {
+                    if !self.pool.reloading() && self.phase() == Phase::Reloading {
                         self.set_phase(Phase::Running);
                     }
                 }

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use super::pool::Reaped;
-use super::{Master, Phase};
+use super::{Master, Phase, Stage};
 use crate::supervise::EXIT_APP_LOAD_ERROR;
 use crate::sys;
 
@@ -72,11 +72,17 @@ impl Master {
     /// A worker died on its own; one that could not load the app ends the
     /// start-up, or rolls a reload back.
     fn crashed(&mut self, load_error: bool) {
-        if load_error && self.phase() == Phase::Starting {
+        let starting = match &self.stage {
+            Stage::Starting => true,
+            Stage::ShuttingDown(s) => s.from_start,
+            _ => false,
+        };
+        if load_error && starting && !self.pool.reloading() {
             log::error!("the app failed to load (see the error above); shutting down");
             self.exit_code = EXIT_APP_LOAD_ERROR;
             self.shutdown(false, "the app did not load");
-        } else if load_error && self.phase() == Phase::Reloading {
+        } else if load_error && self.pool.reloading() {
+            // Also when a TERM came during the reload (--shutdown-delay).
             log::error!("reload failed: the new code does not load; keeping the old workers");
             let stop = self.pool.abort_reload(Instant::now());
             self.execute(stop);

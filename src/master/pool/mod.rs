@@ -154,7 +154,7 @@ pub struct Pool {
     generation: u64,
     /// Generation to fall back to if a reload's new code does not load.
     reload_from: Option<u64>,
-    /// Shutting down: nothing is forked or recycled any more.
+    /// Draining: nothing is forked or recycled any more.
     closed: bool,
     workers: Vec<Worker>,
     /// Back-off and fork budget for workers that died on their own.

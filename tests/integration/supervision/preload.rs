@@ -335,3 +335,29 @@ fn preload_usr2_upgrade_stops_the_old_template_and_drops_nothing() {
     }
     assert!(!is_rwsgi_process(new_master) && kids.iter().all(|&k| !is_rwsgi_process(k)));
 }
+
+/// TERM with a --shutdown-delay while a reload's new template is importing
+/// code that then fails: the failed reload must not undo the shutdown.
+#[test]
+fn preload_a_reload_failing_during_the_shutdown_delay_does_not_cancel_it() {
+    let _x = exclusive();
+    let app = TempApp::new("v1");
+    let mut server = start_preloaded(&app.path(), &["--shutdown-delay", "1"]);
+    app.set_version_with(
+        "v2",
+        "\nimport time\ntime.sleep(0.8)\nraise RuntimeError('v2 is broken')\n",
+    );
+    server.signal("HUP");
+    server.wait_for_log("importing the app for a reload", PROMPT);
+    server.signal("TERM");
+    let term_at = Instant::now();
+    server.wait_for_log("v2 is broken", PROMPT);
+    let status = server.wait_exit(PROMPT);
+    assert_eq!(status.code(), Some(0), "{status}");
+    assert!(
+        term_at.elapsed() >= Duration::from_millis(900),
+        "exited {:?} after TERM, before the delay",
+        term_at.elapsed()
+    );
+    assert!(!server.log_text().contains("ShuttingDown -> Running"));
+}

@@ -344,3 +344,37 @@ fn a_worker_dying_during_the_shutdown_delay_is_replaced_and_the_delay_holds() {
     );
     assert_eq!(server.log_text().matches("spawned worker").count(), 2);
 }
+
+/// TERM (with a --shutdown-delay) before the app has loaded, and then it
+/// does not: the start-up still ends at once with the load-error status,
+/// rather than forking failing workers for the whole delay.
+#[test]
+fn an_app_that_does_not_load_after_an_early_term_still_exits_4_at_once() {
+    let _x = exclusive();
+    let dir = crate::harness::TempDir::new("slow-broken");
+    let path = dir.file("slow_broken.py");
+    std::fs::write(
+        &path,
+        "import time\ntime.sleep(0.8)\nraise RuntimeError('broken')\n",
+    )
+    .expect("write the app");
+    let mut server = Server::spawn(&[
+        "--http",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        &path,
+        "--shutdown-delay",
+        "5",
+    ]);
+    server.wait_for_log("spawned worker", PROMPT);
+    server.signal("TERM");
+    let term_at = Instant::now();
+    let status = server.wait_exit(PROMPT);
+    assert_eq!(status.code(), Some(4), "{}", server.log_text());
+    assert!(
+        term_at.elapsed() < Duration::from_secs(4),
+        "exited {:?} after TERM: it sat out the delay",
+        term_at.elapsed()
+    );
+    assert_eq!(server.log_text().matches("spawned worker").count(), 1);
+}
