@@ -320,6 +320,15 @@ impl Connections<'_> {
         // The next request's head (pipelined bytes may hold some) must be
         // complete within --http-timeout.
         conn.head_by = sys::deadline(now, limits.http_timeout);
+        if conn.is_idle() && !conn.readable && !conn.eof {
+            // Nothing buffered and the socket drained: the next request is
+            // a new readable event (the usual keep-alive case).
+            if self.stopping {
+                conn.deadline = conn.deadline.min(now + super::connections::STOP_IDLE_GRACE);
+            }
+            self.want_writable(idx, false);
+            return;
+        }
         let Some(progress) = self.read_request(idx, now) else {
             return;
         };
