@@ -251,22 +251,30 @@ def ratio(a, b):
     return f"{a / b:.2f}" if a and b else "-"
 
 
-def report_scenario(sc, summ, opts):
-    cols = list(COLUMNS)
-    header = ["variant"] + [c[1] for c in cols] + (["ideal req/s", "% of ideal"] if sc.wait_s else [])
+def variant_rows(sc, summ, width, row):
+    """One table row per measured variant: row(variant, figures), or n/a
+    padded to width columns where the variant did not run."""
     rows = []
     for v in sc.variants:
         m = summ.get(v.label)
         if m is None:
             continue
-        if m["status"] != "ok":
-            rows.append([v.label, "n/a"] + [""] * (len(header) - 2))
-            continue
-        row = [v.label] + [fmt(m[k], spec) for k, _, spec in cols]
+        rows.append(row(v, m) if m["status"] == "ok" else [v.label, "n/a"] + [""] * (width - 2))
+    return rows
+
+
+def report_scenario(sc, summ, opts):
+    cols = list(COLUMNS)
+    header = ["variant"] + [c[1] for c in cols] + (["ideal req/s", "% of ideal"] if sc.wait_s else [])
+
+    def row(v, m):
+        cells = [v.label] + [fmt(m[k], spec) for k, _, spec in cols]
         if sc.wait_s:
             ideal = v.workers * v.threads / sc.wait_s
-            row += [f"{ideal:.0f}", f"{100 * m['rps'] / ideal:.0f}"]
-        rows.append(row)
+            cells += [f"{ideal:.0f}", f"{100 * m['rps'] / ideal:.0f}"]
+        return cells
+
+    rows = variant_rows(sc, summ, len(header), row)
     out = [f"## {sc.name}: GET {sc.path}, {sc.title}, keep-alive, wrk -t1 -c{sc.connections} -d{opts.duration}s, "
            f"median of {opts.rounds} round(s)", "", table(header, rows), ""]
     out += [f"({label}: closes the connection after every response)" for label, m in summ.items()

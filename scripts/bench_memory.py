@@ -210,16 +210,9 @@ def run_all(opts, servers, scenarios, records):
 
 def report_memory(sc, summ):
     header = ["variant", "PSS MiB", "USS MiB", "processes", "fork→ready ms (start-up)", "fork→ready ms (after kill)"]
-    rows = []
-    for v in sc.variants:
-        m = summ.get(v.label)
-        if m is None:
-            continue
-        if m["status"] != "ok":
-            rows.append([v.label, "n/a", "", "", "", ""])
-            continue
-        rows.append([v.label, fmt(m["pss_mib"], "{:.1f}"), fmt(m["uss_mib"], "{:.1f}"), fmt(m["procs"], "{:.0f}"),
-                     fmt(m["startup_ready_ms"], "{:.0f}"), fmt(m["kill_ready_ms"], "{:.0f}")])
+    rows = bench_django.variant_rows(sc, summ, len(header), lambda v, m: [
+        v.label, fmt(m["pss_mib"], "{:.1f}"), fmt(m["uss_mib"], "{:.1f}"), fmt(m["procs"], "{:.0f}"),
+        fmt(m["startup_ready_ms"], "{:.0f}"), fmt(m["kill_ready_ms"], "{:.0f}")])
     out = [f"## {sc.name}: {sc.title} (GET {', '.join(WARM_PATHS)}, Connection: close), whole process tree", "",
            table(header, rows), ""]
     pss = {label: m["pss_mib"] for label, m in summ.items() if m["status"] == "ok"}
@@ -233,20 +226,16 @@ def report_memory(sc, summ):
 def report_recycle(sc, summ, opts):
     header = ["variant", "req/s", "p99 ms", "errors", "CPU µs/req", "new workers", "fork→ready ms (median/max)",
               "÷ no recycling"]
-    rows = []
-    for v in sc.variants:
-        m = summ.get(v.label)
-        if m is None:
-            continue
-        if m["status"] != "ok":
-            rows.append([v.label, "n/a"] + [""] * (len(header) - 2))
-            continue
+
+    def row(v, m):
         base = summ.get(v.base, {}) if v.base else {}
         ready = ("-" if m.get("recycle_ready_ms") is None else
                  f"{m['recycle_ready_ms']:.0f}/{m['recycle_ready_max_ms']:.0f}")
-        rows.append([v.label, fmt(m["rps"], "{:.0f}"), fmt(m["p99_ms"], "{:.1f}"), fmt(m["errors"], "{:.0f}"),
-                     fmt(m["cpu_us"], "{:.0f}"), fmt(m["new_workers"], "{:.0f}"), ready,
-                     bench_django.ratio(m["rps"], base.get("rps")) if v.base else ""])
+        return [v.label, fmt(m["rps"], "{:.0f}"), fmt(m["p99_ms"], "{:.1f}"), fmt(m["errors"], "{:.0f}"),
+                fmt(m["cpu_us"], "{:.0f}"), fmt(m["new_workers"], "{:.0f}"), ready,
+                bench_django.ratio(m["rps"], base.get("rps")) if v.base else ""]
+
+    rows = bench_django.variant_rows(sc, summ, len(header), row)
     return [f"## {sc.name}: GET {sc.path}, {sc.title}, keep-alive, wrk -t1 -c{sc.connections} -d{opts.duration}s, "
             f"median of {opts.rounds} round(s) (goal: >= 0.90 of no recycling, with --preload)", "",
             table(header, rows), ""]

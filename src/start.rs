@@ -88,12 +88,6 @@ impl fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-/// A variable that sets an option: `RWSGI_<OPTION>`, `PORT`, `WEB_CONCURRENCY`.
-fn is_option_variable(name: &str) -> bool {
-    let option = |o: &str| config::schema::find(&o.to_ascii_lowercase()).is_some();
-    name == "PORT" || name == "WEB_CONCURRENCY" || name.strip_prefix("RWSGI_").is_some_and(option)
-}
-
 /// Runs rwsgi with the process's arguments and environment; returns the
 /// master's exit status once it is done.
 pub fn run() -> Result<ExitCode, StartError> {
@@ -107,7 +101,7 @@ pub fn run() -> Result<ExitCode, StartError> {
             Ok(v) => env.push((k, v)),
             // An option's value must be read as written, not dropped or
             // mangled. (RWSGI_CONFIG is a path: clap takes it as it is.)
-            Err(_) if is_option_variable(&k) => {
+            Err(_) if layers::sets_an_option(&k) => {
                 return Err(StartError::Config(config::ConfigError::invalid(format!(
                     "env {k}: its value is not valid UTF-8; set it as text"
                 ))));

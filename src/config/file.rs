@@ -22,7 +22,10 @@ struct Lines {
 impl Lines {
     fn of(text: &str) -> Lines {
         use toml::de::{DeTable, DeValue};
-        let line = |pos: usize| text[..pos.min(text.len())].matches('\n').count() + 1;
+        // Line starts, once: a span's line is a binary search, not a scan
+        // of the text before it (a large file has many keys).
+        let breaks: Vec<usize> = text.match_indices('\n').map(|(i, _)| i).collect();
+        let line = |pos: usize| breaks.partition_point(|&b| b < pos) + 1;
         let mut at = std::collections::HashMap::new();
         if let Ok(doc) = DeTable::parse(text) {
             for (table, body) in doc.get_ref().iter() {

@@ -273,6 +273,28 @@ fn push_arg(out: &mut Vec<OsString>, key: &str, value: &str) {
     }
 }
 
+/// The option key an `RWSGI_*` variable names (not yet checked against
+/// the options); None for a variable that is not one to read as an option.
+fn env_key(name: &str) -> Option<String> {
+    let opt = name.strip_prefix("RWSGI_")?;
+    if opt == "CONFIG" || opt.starts_with("TEST_") || opt == "BIN" {
+        return None; // the config path itself, and the test and bench scripts' own
+    }
+    if opt.starts_with("UPGRADE_") {
+        return None; // what a master hands its successor on SIGUSR2 (master::upgrade)
+    }
+    Some(opt.to_ascii_lowercase().replace('_', "-"))
+}
+
+/// Variables read as an option's value (`RWSGI_<OPTION>`, and the
+/// platform's `PORT` and `WEB_CONCURRENCY`): their values must be text.
+pub fn sets_an_option(name: &str) -> bool {
+    PLATFORM.contains(&name) || env_key(name).is_some_and(|k| schema::find(&k).is_some())
+}
+
+/// What platforms set: the worker count and the port.
+const PLATFORM: [&str; 2] = ["WEB_CONCURRENCY", "PORT"];
+
 /// `RWSGI_<OPTION>` variables; lists are comma-separated.
 fn from_env(
     env: &[(String, String)],
@@ -280,16 +302,9 @@ fn from_env(
 ) -> Result<Vec<Setting>, LoadError> {
     let mut out = Vec::new();
     for (name, value) in env {
-        let Some(opt) = name.strip_prefix("RWSGI_") else {
+        let Some(key) = env_key(name) else {
             continue;
         };
-        if opt == "CONFIG" || opt.starts_with("TEST_") || opt == "BIN" {
-            continue; // the config path itself, and the test and bench scripts' own
-        }
-        if opt.starts_with("UPGRADE_") {
-            continue; // what a master hands its successor on SIGUSR2 (master::upgrade)
-        }
-        let key = opt.to_ascii_lowercase().replace('_', "-");
         let Some((_, key, kind)) = schema::find(&key) else {
             let var = |k: &str| format!("RWSGI_{}", k.to_ascii_uppercase().replace('-', "_"));
             let hint = if let Some(h) = crate::cli_hints::for_key(&key) {

@@ -5,6 +5,7 @@
 mod drain;
 pub mod endpoints;
 mod execute;
+mod phase;
 mod pool;
 mod preload;
 mod reap;
@@ -27,6 +28,7 @@ use crate::socket::Listener;
 use crate::sys;
 
 use crate::supervise::{Notice, Phase, WorkerEntry, EXIT_APP_LOAD_ERROR, NOTICE_LEN};
+use phase::Stage;
 use pool::Pool;
 use signals::Action;
 
@@ -35,38 +37,6 @@ const RSS_EVERY: Duration = Duration::from_secs(1);
 
 const SIGNAL: Token = Token(0);
 const NOTIFY: Token = Token(1);
-
-/// Where the master is, with the data only that phase has (pingora's
-/// model); its [`Phase`] is what systemd and the log are told.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stage {
-    Starting,
-    Running,
-    Reloading,
-    ShuttingDown(Shutdown),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-struct Shutdown {
-    /// When a `--shutdown-delay` ends and the drain starts.
-    drain_at: Option<Instant>,
-    /// When the drain's grace ends and stragglers are killed.
-    kill_at: Option<Instant>,
-    /// Shut down before every worker was first ready: an app that does
-    /// not load still ends the start-up with its exit code.
-    from_start: bool,
-}
-
-impl Stage {
-    fn phase(self) -> Phase {
-        match self {
-            Stage::Starting => Phase::Starting,
-            Stage::Running => Phase::Running,
-            Stage::Reloading => Phase::Reloading,
-            Stage::ShuttingDown(_) => Phase::ShuttingDown,
-        }
-    }
-}
 
 pub struct Master {
     config: Config,
@@ -269,39 +239,6 @@ impl Master {
         self.exit_code
     }
 
-    fn phase(&self) -> Phase {
-        self.stage.phase()
-    }
-
-    /// The shutdown's deadlines (None unless shutting down).
-    fn shutdown_state(&mut self) -> Option<&mut Shutdown> {
-        match &mut self.stage {
-            Stage::ShuttingDown(s) => Some(s),
-            _ => None,
-        }
-    }
-
-    fn set_phase(&mut self, phase: Phase) {
-        // Shutting down is final: a reload's end (or failure) coming in
-        // during a --shutdown-delay must not undo it.
-        if self.phase() != phase && self.phase() != Phase::ShuttingDown {
-            log::info!("master phase: {:?} -> {:?}", self.phase(), phase);
-            let from_start = self.phase() == Phase::Starting;
-            self.stage = match phase {
-                Phase::Starting => Stage::Starting,
-                Phase::Running => Stage::Running,
-                Phase::Reloading => Stage::Reloading,
-                Phase::ShuttingDown => Stage::ShuttingDown(Shutdown {
-                    from_start,
-                    ..Shutdown::default()
-                }),
-            };
-            // [systemd hook] READY=1 / RELOADING=1 / STOPPING=1 + STATUS=
-            self.notifier
-                .phase(phase, self.pool.target(), &self.listeners);
-        }
-    }
-
     fn next_timeout(&self) -> Duration {
         let now = Instant::now();
         // With --harakiri the scoreboard is checked often enough to end a
@@ -310,10 +247,7 @@ impl Master {
             Some(_) => Duration::from_millis(200),
             None => Duration::from_secs(1),
         };
-        let shutdown = match self.stage {
-            Stage::ShuttingDown(s) => s,
-            _ => Shutdown::default(),
-        };
+        let shutdown = self.stage.shutdown();
         let timers = [
             shutdown.kill_at,
             shutdown.drain_at,

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use super::pool::Reaped;
-use super::{Master, Phase, Stage};
+use super::{Master, Phase};
 use crate::supervise::EXIT_APP_LOAD_ERROR;
 use crate::sys;
 
@@ -72,11 +72,7 @@ impl Master {
     /// A worker died on its own; one that could not load the app ends the
     /// start-up, or rolls a reload back.
     fn crashed(&mut self, load_error: bool) {
-        let starting = match &self.stage {
-            Stage::Starting => true,
-            Stage::ShuttingDown(s) => s.from_start,
-            _ => false,
-        };
+        let starting = self.stage.still_starting();
         if load_error && starting && !self.pool.reloading() {
             log::error!("the app failed to load (see the error above); shutting down");
             self.exit_code = EXIT_APP_LOAD_ERROR;

@@ -14,12 +14,11 @@ impl Master {
     /// harakiri'd (and replaced by the next `fill_pool`).
     pub(super) fn check_harakiri(&mut self, limit: Duration) {
         let now_us = sys::monotonic_usec();
-        let limit_us = u64::try_from(limit.as_micros()).unwrap_or(u64::MAX);
         let stuck: Vec<(libc::pid_t, String)> = self
             .pool
             .serving()
             .filter_map(|w| {
-                let line = self.stuck_line(w.slot, now_us, limit_us, limit)?;
+                let line = self.stuck_line(w.slot, now_us, limit)?;
                 Some((w.pid, format!("worker {} (pid {}) {line}", w.id, w.pid)))
             })
             .collect();
@@ -34,7 +33,8 @@ impl Master {
     /// request in the app is past the limit. The app threads' cores say what
     /// runs in the app now; a response waiting for a slow client to read it
     /// is not (the slot still shows its request) and is never harakiri's.
-    fn stuck_line(&self, slot: usize, now: u64, limit_us: u64, limit: Duration) -> Option<String> {
+    fn stuck_line(&self, slot: usize, now: u64, limit: Duration) -> Option<String> {
+        let limit_us = u64::try_from(limit.as_micros()).unwrap_or(u64::MAX);
         let cores = self.scoreboard.cores(slot);
         let oldest = cores
             .iter()
