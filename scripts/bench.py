@@ -40,7 +40,8 @@ ALL_SERVERS = ["rwsgi", "rwsgi-http", "uwsgi", "uwsgi-http", "gunicorn", "grania
 # pool) instead of uwsgi_pass; directly it would be the rwsgi run again.
 # rwsgi-baseline is another rwsgi binary (--baseline-bin, e.g. a release
 # build of an older commit) run exactly as rwsgi, for before/after figures;
-# the Django variant and static scenarios have no row for it.
+# the static and memory scenarios have no row for it; the thread scenarios
+# get one beside rwsgi's one-thread row (bench_django.with_baseline).
 UWSGI_PROTO_SERVERS = {"rwsgi", "rwsgi-baseline", "uwsgi"}  # behind nginx these speak uwsgi, not HTTP
 DEFAULT_SCENARIOS = ["hello-keepalive", "hello-close", "flask-keepalive", "flask-close",
                      "nginx-hello-keepalive", "nginx-flask-keepalive",
@@ -408,6 +409,10 @@ def main():
         ap.error("rwsgi-baseline needs --baseline-bin PATH (an rwsgi binary)")
     names = ALL_SCENARIOS if opts.scenarios == "all" else [s for s in opts.scenarios.split(",") if s]
     variant_scs = [VARIANT_SCENARIOS[n] for n in names if n in VARIANT_SCENARIOS]
+    if opts.baseline_bin:
+        # The thread scenarios get a row for the older build beside rwsgi's one-thread row.
+        variant_scs = [bench_django.with_baseline(sc) if sc.name in bench_django.SCENARIOS else sc
+                       for sc in variant_scs]
     try:
         scenarios = [parse_scenario(n) for n in names if n not in VARIANT_SCENARIOS]
     except ValueError as e:

@@ -17,7 +17,7 @@ import os
 import re
 import statistics
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench_common import (CLK_TCK, HOST, ROOT, VENV, WORK, Proc, StartError, cpu_ticks, fmt, free_port,
@@ -88,9 +88,22 @@ def app_location(app, opts):
     return hello.parent, f"{hello.stem}:application"
 
 
+def with_baseline(sc):
+    """sc with an rwsgi-baseline row (--baseline-bin, an older build, one
+    thread: it may predate --threads) beside rwsgi's one-thread row."""
+    one = next((v for v in sc.variants if v.server == "rwsgi" and v.threads == 1), None)
+    if one is None:
+        return sc
+    row = Variant("rwsgi-baseline (1 thread)", "rwsgi-baseline", one.workers, 1, base=one.label)
+    return replace(sc, variants=sc.variants + (row,))
+
+
 def variant_argv(v, app, port, opts):
     directory, target = app_location(app, opts)
     addr, bindir = f"{HOST}:{port}", VENV / "bin"
+    if v.server == "rwsgi-baseline":
+        return [opts.baseline_bin, "--http", addr, "--module", target, "--pythonpath", directory, "--home", VENV,
+                "--processes", v.workers, "--disable-logging", *v.extra]
     if v.server == "rwsgi":
         return [opts.rwsgi_bin, "--http", addr, "--module", target, "--pythonpath", directory, "--home", VENV,
                 "--processes", v.workers, "--threads", v.threads, "--disable-logging", *v.extra]
@@ -279,12 +292,15 @@ def report_scenario(sc, summ, opts):
            f"median of {opts.rounds} round(s)", "", table(header, rows), ""]
     out += [f"({label}: closes the connection after every response)" for label, m in summ.items()
             if m["status"] == "ok" and not m["conn_ok"]]
+    # Each row's base ÷ the row: 8 threads ÷ 1 thread, and rwsgi (1 thread)
+    # ÷ rwsgi-baseline.
     pairs = [(v, summ.get(v.base)) for v in sc.variants if v.base]
-    ratio_rows = [[v.base.split()[0], ratio(b["rps"], summ[v.label]["rps"]), ratio(b["cpu_us"], summ[v.label]["cpu_us"])]
+    ratio_rows = [[f"{v.base} ÷ {v.label}", ratio(b["rps"], summ[v.label]["rps"]),
+                   ratio(b["cpu_us"], summ[v.label]["cpu_us"])]
                   for v, b in pairs if b and b["status"] == "ok" and summ.get(v.label, {}).get("status") == "ok"]
     if ratio_rows:
-        out += [f"8 threads ÷ 1 thread ({sc.name}; req/s goal for rwsgi on hello: >= 0.8)", "",
-                table(["server", "req/s ratio", "CPU/req ratio"], ratio_rows), ""]
+        out += [f"{sc.name} ratios (req/s goal for rwsgi 8 threads ÷ 1 on hello: >= 0.8)", "",
+                table(["rows", "req/s ratio", "CPU/req ratio"], ratio_rows), ""]
     mine = summ.get(sc.variants[0].label, {})
     peers = [(v.label, summ[v.label]) for v in sc.variants
              if v.server != "rwsgi" and v.threads > 1 and summ.get(v.label, {}).get("status") == "ok"]
